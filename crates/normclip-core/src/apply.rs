@@ -1,0 +1,427 @@
+//! A call from start to end: validate, plan, norm pass, per-slice values, scale pass.
+//!
+//! Memory traffic is the cost that matters (the work is a few flops per element), so: one read pass
+//! for the norms, one read-modify-write pass for the scale, and no write at all where a slice's
+//! value leaves it bit-identical (MaxNorm in f32 for 2 <= n <= max_value, projection mode inside
+//! the bounds).
+
+use rayon::prelude::*;
+
+use crate::constraint::{Constraint, SliceOp, SliceRule};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::kernels::{Kernels, Tier};
+use crate::layout::{check_length, Axes, Inner, Plan};
+use crate::parallel::{reduction_parts, use_threads};
+use crate::radial::RadialPlan;
+
+/// Rows narrower than this use the flat-stream kernel (`generic::accumulate_narrow`).
+const NARROW_COLUMNS: usize = 32;
+/// Elements per task of a parallel scale pass.
+const SCALE_TASK_ELEMENTS: usize = 1 << 16;
+
+/// The keepdims norms of a tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Norms<T> {
+    pub values: Vec<T>,
+    pub shape: Vec<usize>,
+}
+
+/// A validated call, ready to run on a buffer of the checked length.
+#[derive(Debug, Clone)]
+pub enum Prepared {
+    Norm(Plan),
+    NonNeg,
+    Radial(RadialPlan),
+}
+
+impl Constraint {
+    /// Checks `shape` and the buffer length against this constraint, touching no data. A batch
+    /// prepares every item first, so a bad item leaves every buffer unchanged.
+    pub fn prepare(&self, len: usize, shape: &[usize]) -> Result<Prepared> {
+        check_length(len, shape)?;
+        Ok(match self {
+            Constraint::NonNeg => Prepared::NonNeg,
+            Constraint::Radial => Prepared::Radial(RadialPlan::new(shape)?),
+            _ => Prepared::Norm(Plan::new(
+                shape,
+                &self.options().expect("norm constraint").axes,
+            )?),
+        })
+    }
+
+    /// Applies the constraint to `data` (row-major, of `shape`) in place, with the active tier.
+    pub fn apply_in_place<T: Element>(&self, data: &mut [T], shape: &[usize]) -> Result<()> {
+        self.apply_in_place_with_tier(data, shape, Tier::active())
+    }
+
+    /// [`Constraint::apply_in_place`] with an explicit SIMD tier.
+    pub fn apply_in_place_with_tier<T: Element>(
+        &self,
+        data: &mut [T],
+        shape: &[usize],
+        tier: Tier,
+    ) -> Result<()> {
+        let prepared = self.prepare(data.len(), shape)?;
+        let kernels = Kernels::<T>::for_tier(tier)?;
+        self.run_prepared(&prepared, data, &kernels);
+        Ok(())
+    }
+
+    /// A constrained copy of `data`; `data` is left as it is.
+    pub fn apply_copy<T: Element>(&self, data: &[T], shape: &[usize]) -> Result<Vec<T>> {
+        let prepared = self.prepare(data.len(), shape)?;
+        let mut out = data.to_vec();
+        self.run_prepared(&prepared, &mut out, &Kernels::for_tier(Tier::active())?);
+        Ok(out)
+    }
+
+    /// Runs a call validated by [`Constraint::prepare`] for a buffer of `data.len()` elements.
+    pub fn run_prepared<T: Element>(
+        &self,
+        prepared: &Prepared,
+        data: &mut [T],
+        kernels: &Kernels<T>,
+    ) {
+        match prepared {
+            Prepared::NonNeg => for_chunks(data, |chunk| (kernels.non_negative)(chunk)),
+            Prepared::Radial(plan) => plan.apply(data),
+            Prepared::Norm(plan) => {
+                let rule = SliceRule::<T>::new(self).expect("norm constraint");
+                let sums = slice_sums(data, plan, kernels);
+                let values: Vec<T> = sums.iter().map(|&sum| rule_value(&rule, sum)).collect();
+                match rule.op() {
+                    SliceOp::Multiply => scale(data, plan, &values, kernels, Which::Multiply),
+                    SliceOp::Divide => scale(data, plan, &values, kernels, Which::Divide),
+                }
+            }
+        }
+    }
+}
+
+/// The keepdims L2 norms of `data` along `axes`, computed as the constraints compute them.
+pub fn norms<T: Element>(data: &[T], shape: &[usize], axes: &Axes) -> Result<Norms<T>> {
+    norms_with_tier(data, shape, axes, Tier::active())
+}
+
+/// [`norms`] with an explicit SIMD tier.
+pub fn norms_with_tier<T: Element>(
+    data: &[T],
+    shape: &[usize],
+    axes: &Axes,
+    tier: Tier,
+) -> Result<Norms<T>> {
+    check_length(data.len(), shape)?;
+    let plan = Plan::new(shape, axes)?;
+    let sums = slice_sums(data, &plan, &Kernels::for_tier(tier)?);
+    Ok(Norms {
+        values: sums.iter().map(|&s| T::from_f64(s.sqrt())).collect(),
+        shape: plan.norms_shape,
+    })
+}
+
+fn rule_value<T: Element>(rule: &SliceRule<T>, sum: f64) -> T {
+    let norm64 = sum.sqrt();
+    let norm = T::from_f64(norm64);
+    if norm.is_infinite() && norm64.is_finite() {
+        rule.value_wide(norm64)
+    } else {
+        rule.value(norm)
+    }
+}
+
+/// Sums of squares of every slice, in f64.
+fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>) -> Vec<f64> {
+    let mut sums = vec![0.0f64; plan.slices];
+    let group_len = plan.group_len();
+    let per_group = plan.slices_per_group();
+    for group in 0..plan.groups() {
+        let block = &data[group * group_len..(group + 1) * group_len];
+        let base = plan.group_base(group);
+        let out = &mut sums[base..base + per_group];
+        match plan.inner {
+            Inner::Columns { rows, cols } => column_sums(block, rows, cols, out, kernels),
+            Inner::Runs { runs, run_len } => run_sums(block, runs, run_len, out, kernels),
+        }
+    }
+    if T::SQUARES_CAN_OVERFLOW && sums.contains(&f64::INFINITY) {
+        recheck_overflowed(data, plan, &mut sums);
+    }
+    sums
+}
+
+/// Squares beyond f32::MAX made some sums infinite. Keras would return zeros for those slices
+/// (its f32 sum overflows too); the exact norm is finite unless an element is infinite, so we
+/// recompute those sums with f64 squares and scale by the true norm instead.
+fn recheck_overflowed<T: Element>(data: &[T], plan: &Plan, sums: &mut [f64]) {
+    let mut exact = vec![0.0f64; plan.slices];
+    let group_len = plan.group_len();
+    for group in 0..plan.groups() {
+        let block = &data[group * group_len..(group + 1) * group_len];
+        let base = plan.group_base(group);
+        match plan.inner {
+            Inner::Columns { cols, .. } => {
+                for row in block.chunks_exact(cols) {
+                    for (c, &x) in row.iter().enumerate() {
+                        exact[base + c] += x.to_f64() * x.to_f64();
+                    }
+                }
+            }
+            Inner::Runs { run_len, .. } => {
+                for (j, run) in block.chunks_exact(run_len).enumerate() {
+                    exact[base + j] += run.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>();
+                }
+            }
+        }
+    }
+    for (sum, exact) in sums.iter_mut().zip(exact) {
+        if *sum == f64::INFINITY {
+            *sum = exact;
+        }
+    }
+}
+
+fn narrow_period(cols: usize) -> Option<usize> {
+    if cols >= NARROW_COLUMNS {
+        return None;
+    }
+    // A multiple of `cols` that fills whole vectors (16 f32 lanes) and is at least 64 lanes wide,
+    // so enough independent accumulators hide the add latency.
+    let lcm = cols / gcd(cols, 16) * 16;
+    Some(lcm * 64usize.div_ceil(lcm))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Adds the column sums of squares of `block` (`rows × cols`) into `out`. Large blocks are cut into
+/// a fixed number of row ranges (a function of the size only), summed apart and added in order.
+fn column_sums<T: Element>(
+    block: &[T],
+    rows: usize,
+    cols: usize,
+    out: &mut [f64],
+    kernels: &Kernels<T>,
+) {
+    let parts = reduction_parts(block.len());
+    let rows_per_part = rows.div_ceil(parts).max(1);
+    let period = narrow_period(cols);
+    let part_sums = |part: &[T]| -> Vec<f64> {
+        match period {
+            Some(period) => {
+                let mut scratch = vec![T::ZERO; period];
+                let mut lanes = vec![0.0f64; period];
+                (kernels.accumulate_narrow)(part, period, &mut scratch, &mut lanes);
+                let mut folded = vec![0.0f64; cols];
+                for (j, lane) in lanes.iter().enumerate() {
+                    folded[j % cols] += lane;
+                }
+                folded
+            }
+            None => {
+                let mut scratch = vec![T::ZERO; cols];
+                let mut sums = vec![0.0f64; cols];
+                (kernels.accumulate_columns)(part, cols, &mut scratch, &mut sums);
+                sums
+            }
+        }
+    };
+    if parts == 1 {
+        for (sum, part) in out.iter_mut().zip(part_sums(block)) {
+            *sum += part;
+        }
+        return;
+    }
+    let partials: Vec<Vec<f64>> = if use_threads(block.len()) {
+        block
+            .par_chunks(rows_per_part * cols)
+            .map(part_sums)
+            .collect()
+    } else {
+        block.chunks(rows_per_part * cols).map(part_sums).collect()
+    };
+    for partial in partials {
+        for (sum, part) in out.iter_mut().zip(partial) {
+            *sum += part;
+        }
+    }
+}
+
+/// Adds the sum of squares of each run of `block` (`runs × run_len`) into `out`.
+fn run_sums<T: Element>(
+    block: &[T],
+    runs: usize,
+    run_len: usize,
+    out: &mut [f64],
+    kernels: &Kernels<T>,
+) {
+    if runs == 1 {
+        // One long run: fixed parts, summed apart and added in order.
+        let parts = reduction_parts(run_len);
+        if parts == 1 {
+            out[0] += (kernels.sum_squares)(block);
+            return;
+        }
+        let part_len = run_len.div_ceil(parts);
+        let partials: Vec<f64> = if use_threads(run_len) {
+            block
+                .par_chunks(part_len)
+                .map(|part| (kernels.sum_squares)(part))
+                .collect()
+        } else {
+            block
+                .chunks(part_len)
+                .map(|part| (kernels.sum_squares)(part))
+                .collect()
+        };
+        out[0] += partials.iter().fold(0.0, |total, part| total + part);
+    } else if use_threads(block.len()) {
+        out.par_iter_mut()
+            .zip(block.par_chunks(run_len))
+            .for_each(|(sum, run)| *sum += (kernels.sum_squares)(run));
+    } else {
+        for (sum, run) in out.iter_mut().zip(block.chunks_exact(run_len)) {
+            *sum += (kernels.sum_squares)(run);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Multiply,
+    Divide,
+}
+
+fn is_identity<T: Element>(value: T) -> bool {
+    value == T::ONE
+}
+
+/// The scale pass: every element combined with its slice's value, skipping identity values.
+fn scale<T: Element>(
+    data: &mut [T],
+    plan: &Plan,
+    values: &[T],
+    kernels: &Kernels<T>,
+    which: Which,
+) {
+    let group_len = plan.group_len();
+    let per_group = plan.slices_per_group();
+    if group_len == 0 {
+        return;
+    }
+    for (group, block) in data.chunks_exact_mut(group_len).enumerate() {
+        let base = plan.group_base(group);
+        let values = &values[base..base + per_group];
+        let Some(first) = values.iter().position(|&v| !is_identity(v)) else {
+            continue; // every slice of this group stays bit-identical: no write
+        };
+        match plan.inner {
+            Inner::Columns { cols, .. } => {
+                scale_columns(block, cols, values, first, kernels, which)
+            }
+            Inner::Runs { run_len, .. } => scale_runs(block, run_len, values, kernels, which),
+        }
+    }
+}
+
+fn scale_columns<T: Element>(
+    block: &mut [T],
+    cols: usize,
+    values: &[T],
+    first: usize,
+    kernels: &Kernels<T>,
+    which: Which,
+) {
+    let last = values
+        .iter()
+        .rposition(|&v| !is_identity(v))
+        .expect("first exists")
+        + 1;
+    if let Some(period) = narrow_period(cols) {
+        let pattern: Vec<T> = (0..period).map(|j| values[j % cols]).collect();
+        let kernel = match which {
+            Which::Multiply => kernels.multiply_narrow,
+            Which::Divide => kernels.divide_narrow,
+        };
+        // Tasks cut at whole periods, so each starts at lane 0 of the pattern.
+        let task = SCALE_TASK_ELEMENTS.div_ceil(period) * period;
+        for_chunks_of(block, task, |chunk| kernel(chunk, &pattern));
+        return;
+    }
+    let kernel = match which {
+        Which::Multiply => kernels.multiply_columns,
+        Which::Divide => kernels.divide_columns,
+    };
+    let rows_per_task = SCALE_TASK_ELEMENTS.div_ceil(cols).max(1);
+    if last - first == cols {
+        for_chunks_of(block, rows_per_task * cols, |rows| {
+            kernel(rows, cols, values)
+        });
+    } else {
+        // Only a band of columns moves: write just that band of each row.
+        let band = &values[first..last];
+        for_chunks_of(block, rows_per_task * cols, |rows| {
+            for row in rows.chunks_exact_mut(cols) {
+                kernel(&mut row[first..last], last - first, band);
+            }
+        });
+    }
+}
+
+fn scale_runs<T: Element>(
+    block: &mut [T],
+    run_len: usize,
+    values: &[T],
+    kernels: &Kernels<T>,
+    which: Which,
+) {
+    let kernel = match which {
+        Which::Multiply => kernels.multiply_run,
+        Which::Divide => kernels.divide_run,
+    };
+    if values.len() == 1 {
+        let value = values[0];
+        for_chunks(block, |chunk| kernel(chunk, value));
+        return;
+    }
+    let scale_one = |(run, &value): (&mut [T], &T)| {
+        if !is_identity(value) {
+            kernel(run, value);
+        }
+    };
+    if use_threads(block.len()) {
+        block
+            .par_chunks_mut(run_len)
+            .zip(values.par_iter())
+            .for_each(scale_one);
+    } else {
+        block
+            .chunks_mut(run_len)
+            .zip(values.iter())
+            .for_each(scale_one);
+    }
+}
+
+/// Runs `f` over `data` in tasks of [`SCALE_TASK_ELEMENTS`], in parallel when large.
+fn for_chunks<T: Element>(data: &mut [T], f: impl Fn(&mut [T]) + Sync + Send) {
+    for_chunks_of(data, SCALE_TASK_ELEMENTS, f)
+}
+
+fn for_chunks_of<T: Element>(data: &mut [T], task: usize, f: impl Fn(&mut [T]) + Sync + Send) {
+    if use_threads(data.len()) {
+        data.par_chunks_mut(task.max(1)).for_each(f);
+    } else {
+        f(data);
+    }
+}
+
+impl From<Error> for String {
+    fn from(error: Error) -> String {
+        error.message
+    }
+}

@@ -1,0 +1,319 @@
+//! Shape and axis validation, and the plan of a walk over memory.
+//!
+//! Any axis set reduces to one of two inner patterns once size-1 axes are dropped and adjacent axes
+//! of the same role (reduced or kept) are merged:
+//! - the last merged axis is kept ([`Inner::Columns`]): rows stream past and every column sum is
+//!   accumulated at once (vertical SIMD) — Keras' default axis 0, a Conv kernel's `[0, 1, 2]`;
+//! - the last merged axis is reduced ([`Inner::Runs`]): each slice is made of contiguous runs that
+//!   are summed horizontally — `axis = -1`, `axis = null`.
+//!
+//! What is left in front of those two inner axes are the *outer* axes; each position of them is one
+//! contiguous *group* of memory, and groups are walked in memory order.
+
+use crate::error::{Error, Result};
+
+/// Which axes a norm is taken over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Axes {
+    /// Every axis: one norm for the whole tensor (Keras `axis=None`).
+    All,
+    /// These axes (numpy style: negatives count from the end). `[]` reduces nothing: each element
+    /// is its own slice.
+    List(Vec<i64>),
+}
+
+impl Default for Axes {
+    /// Keras' default, `axis=0`: one norm per output unit of a Dense kernel `[in, units]`.
+    fn default() -> Self {
+        Axes::List(vec![0])
+    }
+}
+
+impl Axes {
+    /// The reduced-axis flags for a tensor of `rank` dimensions; rejects out-of-range and repeated axes.
+    pub fn reduced_flags(&self, rank: usize) -> Result<Vec<bool>> {
+        let list = match self {
+            Axes::All => return Ok(vec![true; rank]),
+            Axes::List(list) => list,
+        };
+        let mut flags = vec![false; rank];
+        for (position, &axis) in list.iter().enumerate() {
+            let rank_i = rank as i64;
+            if axis < -rank_i || axis >= rank_i {
+                return Err(Error::range(if rank == 0 {
+                    format!("axis: a rank-0 tensor has no axes, got {axis} at index {position}")
+                } else {
+                    format!(
+                        "axis: expected integers in [{}, {}] for a rank-{rank} tensor, got {axis} at index {position}",
+                        -rank_i,
+                        rank_i - 1
+                    )
+                }));
+            }
+            let resolved = axis.rem_euclid(rank_i) as usize;
+            if flags[resolved] {
+                return Err(Error::range(format!(
+                    "axis: expected distinct axes, got axis {resolved} twice ({list:?})"
+                )));
+            }
+            flags[resolved] = true;
+        }
+        Ok(flags)
+    }
+}
+
+/// Number of elements of `shape`, or an error if it overflows.
+pub fn element_count(shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |count, &dim| count.checked_mul(dim))
+        .ok_or_else(|| {
+            Error::range(format!(
+                "shape: the product of {shape:?} overflows the address space"
+            ))
+        })
+}
+
+/// Checks that a buffer of `len` elements can hold a tensor of `shape`.
+pub fn check_length(len: usize, shape: &[usize]) -> Result<usize> {
+    let expected = element_count(shape)?;
+    if expected != len {
+        return Err(Error::range(format!(
+            "array: expected length {expected} (the product of shape {shape:?}), got {len}"
+        )));
+    }
+    Ok(expected)
+}
+
+/// The two innermost merged axes, which decide the kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inner {
+    /// Last axis kept: a group is `rows × cols`, each column a part of slice `base + column`.
+    Columns { rows: usize, cols: usize },
+    /// Last axis reduced: a group is `runs × run_len`, run `j` a part of slice `base + j`.
+    Runs { runs: usize, run_len: usize },
+}
+
+/// How one tensor is walked: groups of contiguous memory, each feeding a contiguous range of slices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub len: usize,
+    pub inner: Inner,
+    /// Outer merged axes, outermost first: (size, reduced).
+    outer: Vec<(usize, bool)>,
+    /// Number of slices (= number of norms).
+    pub slices: usize,
+    /// Elements per slice.
+    pub slice_len: usize,
+    /// The norms' shape with `keepdims=True`.
+    pub norms_shape: Vec<usize>,
+    /// True when some outer axis is reduced, i.e. several groups feed the same slices.
+    pub groups_share_slices: bool,
+}
+
+impl Plan {
+    pub fn new(shape: &[usize], axes: &Axes) -> Result<Plan> {
+        let len = element_count(shape)?;
+        let reduced = axes.reduced_flags(shape.len())?;
+        let norms_shape: Vec<usize> = shape
+            .iter()
+            .zip(&reduced)
+            .map(|(&dim, &r)| if r { 1 } else { dim })
+            .collect();
+        let slices = element_count(&norms_shape)?;
+        let slice_len = len.checked_div(slices).unwrap_or(0);
+
+        let mut merged: Vec<(usize, bool)> = Vec::with_capacity(shape.len());
+        for (&dim, &r) in shape.iter().zip(&reduced) {
+            if dim == 1 {
+                continue;
+            }
+            match merged.last_mut() {
+                Some((size, role)) if *role == r => *size *= dim,
+                _ => merged.push((dim, r)),
+            }
+        }
+        let inner = match merged.pop() {
+            None => Inner::Runs {
+                runs: 1,
+                run_len: 1,
+            },
+            Some((cols, false)) => match merged.last() {
+                Some(&(rows, true)) => {
+                    merged.pop();
+                    Inner::Columns { rows, cols }
+                }
+                _ => Inner::Columns { rows: 1, cols },
+            },
+            Some((run_len, true)) => match merged.last() {
+                Some(&(runs, false)) => {
+                    merged.pop();
+                    Inner::Runs { runs, run_len }
+                }
+                _ => Inner::Runs { runs: 1, run_len },
+            },
+        };
+        let groups_share_slices = merged.iter().any(|&(_, r)| r);
+        Ok(Plan {
+            len,
+            inner,
+            outer: merged,
+            slices,
+            slice_len,
+            norms_shape,
+            groups_share_slices,
+        })
+    }
+
+    /// Elements in one group.
+    pub fn group_len(&self) -> usize {
+        match self.inner {
+            Inner::Columns { rows, cols } => rows * cols,
+            Inner::Runs { runs, run_len } => runs * run_len,
+        }
+    }
+
+    /// Slices fed by one group (they are contiguous: `base .. base + slices_per_group`).
+    pub fn slices_per_group(&self) -> usize {
+        match self.inner {
+            Inner::Columns { cols, .. } => cols,
+            Inner::Runs { runs, .. } => runs,
+        }
+    }
+
+    pub fn groups(&self) -> usize {
+        if self.len == 0 {
+            0
+        } else {
+            self.len / self.group_len()
+        }
+    }
+
+    /// First slice fed by group `group` (groups are numbered in memory order).
+    pub fn group_base(&self, mut group: usize) -> usize {
+        let mut kept_index = 0;
+        let mut kept_stride = 1;
+        for &(size, reduced) in self.outer.iter().rev() {
+            let position = group % size;
+            group /= size;
+            if !reduced {
+                kept_index += position * kept_stride;
+                kept_stride *= size;
+            }
+        }
+        kept_index * self.slices_per_group()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(shape: &[usize], axes: &[i64]) -> Plan {
+        Plan::new(shape, &Axes::List(axes.to_vec())).unwrap()
+    }
+
+    #[test]
+    fn dense_axis0_streams_columns() {
+        let p = plan(&[784, 512], &[0]);
+        assert_eq!(
+            p.inner,
+            Inner::Columns {
+                rows: 784,
+                cols: 512
+            }
+        );
+        assert_eq!((p.slices, p.slice_len, p.groups()), (512, 784, 1));
+        assert_eq!(p.norms_shape, vec![1, 512]);
+    }
+
+    #[test]
+    fn conv_kernel_merges_leading_axes() {
+        let p = plan(&[3, 3, 256, 64], &[0, 1, 2]);
+        assert_eq!(
+            p.inner,
+            Inner::Columns {
+                rows: 2304,
+                cols: 64
+            }
+        );
+        assert_eq!(p.norms_shape, vec![1, 1, 1, 64]);
+    }
+
+    #[test]
+    fn last_axis_is_runs() {
+        let p = plan(&[4096, 100], &[-1]);
+        assert_eq!(
+            p.inner,
+            Inner::Runs {
+                runs: 4096,
+                run_len: 100
+            }
+        );
+        let whole = Plan::new(&[4, 5, 6], &Axes::All).unwrap();
+        assert_eq!(
+            whole.inner,
+            Inner::Runs {
+                runs: 1,
+                run_len: 120
+            }
+        );
+        assert_eq!(whole.norms_shape, vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn empty_axes_reduce_nothing() {
+        let p = plan(&[3, 4], &[]);
+        assert_eq!(p.inner, Inner::Columns { rows: 1, cols: 12 });
+        assert_eq!((p.slices, p.slice_len), (12, 1));
+    }
+
+    #[test]
+    fn non_contiguous_axes_use_outer_groups() {
+        // [a, b, c, d] reduce [0, 2]: outer (a: reduced, b: kept), inner Columns {c, d}.
+        let p = plan(&[2, 3, 4, 5], &[0, 2]);
+        assert_eq!(p.inner, Inner::Columns { rows: 4, cols: 5 });
+        assert_eq!(p.groups(), 6);
+        assert!(p.groups_share_slices);
+        // group = a * 3 + b; base = b * 5.
+        let bases: Vec<usize> = (0..6).map(|g| p.group_base(g)).collect();
+        assert_eq!(bases, vec![0, 5, 10, 0, 5, 10]);
+        assert_eq!(p.norms_shape, vec![1, 3, 1, 5]);
+    }
+
+    #[test]
+    fn size_one_axes_vanish() {
+        let p = plan(&[1, 7, 1], &[1]);
+        assert_eq!(
+            p.inner,
+            Inner::Runs {
+                runs: 1,
+                run_len: 7
+            }
+        );
+        let scalar = Plan::new(&[], &Axes::All).unwrap();
+        assert_eq!((scalar.len, scalar.slices), (1, 1));
+    }
+
+    #[test]
+    fn bad_axes_are_rejected_with_their_value() {
+        let err = Plan::new(&[2, 3], &Axes::List(vec![2])).unwrap_err();
+        assert!(
+            err.message.contains("[-2, 1]") && err.message.contains("got 2"),
+            "{}",
+            err.message
+        );
+        let err = Plan::new(&[2, 3], &Axes::List(vec![1, -1])).unwrap_err();
+        assert!(err.message.contains("twice"), "{}", err.message);
+        let err = Plan::new(&[], &Axes::List(vec![0])).unwrap_err();
+        assert!(err.message.contains("rank-0"), "{}", err.message);
+    }
+
+    #[test]
+    fn zero_sized_tensors_have_no_groups() {
+        let p = plan(&[0, 4], &[0]);
+        assert_eq!((p.len, p.groups(), p.slices), (0, 0, 4));
+        let p = plan(&[4, 0], &[0]);
+        assert_eq!((p.len, p.slices), (0, 0));
+    }
+}
