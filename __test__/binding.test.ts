@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { NativeConstraint, applyBatch, applyBatchAsync, constrain, simdTier, threadCount } from '../src/index'
+import { NativeConstraint, applyBatch, applyBatchAsync, applyBound, constrain, createBoundConstraint, simdTier, threadCount } from '../src/index'
 import { referenceApply, referenceNorms, rng, ulpDistance, type Axis } from './reference'
 
 function randomArray(len: number, seed: number, scale = 3): Float32Array {
@@ -190,6 +190,33 @@ describe('copy, async, batch, handle', () => {
     apply(w, [2])
     expect(w[0]).toBeCloseTo(0.6, 6)
     expect(() => apply(new Int8Array(2) as unknown as Float32Array, [2])).toThrow(TypeError)
+  })
+
+  it('a bound constraint checks once and applies through the raw fast path', () => {
+    const bound = createBoundConstraint({ kind: 'maxNorm', maxValue: 1, axis: 0 }, [2, 2])
+    const w = new Float32Array([3, 0, 4, 2])
+    applyBound(bound, w)
+    expect(Array.from(w).map((v) => Number(v.toFixed(6)))).toEqual([0.6, 0, 0.8, 1])
+    const f64 = new Float64Array([3, 0, 4, 2])
+    applyBound(bound, f64)
+    expect(f64[0]).toBe(3 * (1 / (1e-7 + 5)))
+    const before = Array.from(w)
+    expect(() => applyBound(bound, new Float32Array(3))).toThrow(/array: expected length 4 \(the product of the bound shape \[2, 2\]\), got 3/)
+    expect(() => applyBound(bound, [1, 2, 3, 4] as unknown as Float32Array)).toThrow(TypeError)
+    expect(() => applyBound({} as typeof bound, w)).toThrow(/bound: expected a handle from createBoundConstraint/)
+    expect(Array.from(w)).toEqual(before)
+    expect(() => createBoundConstraint({ kind: 'maxNorm', axis: 3 }, [2, 2])).toThrow(RangeError)
+  })
+
+  it('constrain() plans each shape once and gives the same results as the class', () => {
+    const clip = constrain({ kind: 'unitNorm', axis: -1 })
+    for (const shape of [[4, 8], [8, 4], [4, 8]]) {
+      const w = randomArray(32, shape[0]!)
+      const expected = new NativeConstraint({ kind: 'unitNorm', axis: -1 }).applyCopy(w, shape)
+      clip(w, shape)
+      expect(w).toEqual(expected)
+    }
+    expect(() => constrain({ kind: 'unitNorm', axis: [0, 0] })).toThrow(/got 0 twice/)
   })
 
   it('reports its tier and threads', () => {

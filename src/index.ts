@@ -13,25 +13,34 @@
  * maxNorm(kernel, [784, 512])                      // in place, one norm per unit
  * ```
  */
-import * as native from './native/index.js'
-
-export {
-  NativeConstraint,
-  applyBatch,
-  applyBatchAsync,
-  simdTier,
-  threadCount,
-} from './native/index.js'
+export { NativeConstraint, simdTier, threadCount } from './native/index.js'
 export type { NativeConstraintSpec, NativeBatchItem, NativeNorms } from './native/index.js'
 
-/** A typed array the core accepts. */
-export type FloatArray = Float32Array | Float64Array
+export { constrain, createBoundConstraint, applyBound, type FloatArray, type BoundConstraint } from './bound'
 
-/**
- * Builds a constraint once (throwing a TypeError or RangeError for a bad spec) and returns a
- * function that applies it in place to `array`, a row-major tensor of `shape`.
- */
-export function constrain(spec: native.NativeConstraintSpec): (array: FloatArray, shape: number[]) => void {
-  const handle = native.createConstraintHandle(spec)
-  return (array, shape) => native.applyInPlaceWithHandle(handle, array, shape)
-}
+// The Keras-compatible API and the TensorFlow.js interop (tfjs is an optional peer: everything
+// below works on typed arrays without it).
+export {
+  Constraint,
+  NativeBackedConstraint,
+  FunctionConstraint,
+  MaxNorm,
+  MinMaxNorm,
+  UnitNorm,
+  NonNeg,
+  RadialConstraint,
+  maxNorm,
+  minMaxNorm,
+  unitNorm,
+  nonNeg,
+  radialConstraint,
+  nativeConstraintOf,
+} from './constraints'
+export type { Axis, Mode, NormOptions, MaxNormArgs, MinMaxNormArgs, UnitNormArgs } from './constraints'
+export { applyBatch, applyBatchAsync } from './batch'
+export type { BatchItem, BatchResult } from './batch'
+export { get, serialize, deserialize, useNativeConstraints, restoreTfjsConstraints } from './serialization'
+export type { ConstraintIdentifier, SerializationFormat, Keras3Dict, Keras2Dict, TfjsDict } from './serialization'
+export { perUnitAxes, checkConstraintAxes } from './axes'
+export type { ConstraintAxisIssue, LayerLike } from './axes'
+export { applyConstraints, constraintCallback } from './training'

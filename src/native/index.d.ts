@@ -58,6 +58,19 @@ export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
 export declare function applyInPlaceWithHandle(handle: ExternalObject<'NativeConstraintHandle'>, array: Float32Array | Float64Array, shape: number[]): void
 
 /**
+ * Benchmark reference: one sum-of-squares pass plus one in-place scale pass over `array`
+ * (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
+ */
+export declare function bandwidthProbe(array: Float32Array, factor: number): number
+
+/**
+ * Builds a constraint for arrays of one `shape` (validated now, with its plan made once): the
+ * fastest way to apply it many times, e.g. to the same weight after every training step.
+ * Apply it with `applyBound(bound, array)`.
+ */
+export declare function createBoundConstraint(spec: NativeConstraintSpec, shape: number[]): ExternalObject<'NativeBoundConstraint'>
+
+/**
  * A constraint as an opaque handle for the hot path: calls through it skip the per-call
  * bookkeeping napi-rs does for class receivers (~0.6 µs), which dominates on small tensors.
  */

@@ -11,7 +11,7 @@ use crate::constraint::{Constraint, SliceOp, SliceRule};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Tier};
-use crate::layout::{check_length, Axes, Inner, Plan};
+use crate::layout::{check_length, norms_shape, Axes, Inner, Plan};
 use crate::parallel::{reduction_parts, use_threads};
 use crate::radial::RadialPlan;
 
@@ -87,14 +87,44 @@ impl Constraint {
             Prepared::NonNeg => for_chunks(data, |chunk| (kernels.non_negative)(chunk)),
             Prepared::Radial(plan) => plan.apply(data),
             Prepared::Norm(plan) => {
-                let rule = SliceRule::<T>::new(self).expect("norm constraint");
-                let sums = slice_sums(data, plan, kernels);
-                let values: Vec<T> = sums.iter().map(|&sum| rule_value(&rule, sum)).collect();
-                match rule.op() {
-                    SliceOp::Multiply => scale(data, plan, &values, kernels, Which::Multiply),
-                    SliceOp::Divide => scale(data, plan, &values, kernels, Which::Divide),
+                // Small tensors keep their per-slice buffers on the stack: on a 16-element call
+                // two heap allocations cost more than the arithmetic.
+                const ON_STACK: usize = 32;
+                if plan.slices <= ON_STACK {
+                    let mut sums = [0.0f64; ON_STACK];
+                    let mut values = [T::ZERO; ON_STACK];
+                    self.run_norm(
+                        plan,
+                        data,
+                        kernels,
+                        &mut sums[..plan.slices],
+                        &mut values[..plan.slices],
+                    );
+                } else {
+                    let mut sums = vec![0.0f64; plan.slices];
+                    let mut values = vec![T::ZERO; plan.slices];
+                    self.run_norm(plan, data, kernels, &mut sums, &mut values);
                 }
             }
+        }
+    }
+
+    fn run_norm<T: Element>(
+        &self,
+        plan: &Plan,
+        data: &mut [T],
+        kernels: &Kernels<T>,
+        sums: &mut [f64],
+        values: &mut [T],
+    ) {
+        let rule = SliceRule::<T>::new(self).expect("norm constraint");
+        slice_sums(data, plan, kernels, sums);
+        for (value, &sum) in values.iter_mut().zip(sums.iter()) {
+            *value = rule_value(&rule, sum);
+        }
+        match rule.op() {
+            SliceOp::Multiply => scale(data, plan, values, kernels, Which::Multiply),
+            SliceOp::Divide => scale(data, plan, values, kernels, Which::Divide),
         }
     }
 }
@@ -113,10 +143,11 @@ pub fn norms_with_tier<T: Element>(
 ) -> Result<Norms<T>> {
     check_length(data.len(), shape)?;
     let plan = Plan::new(shape, axes)?;
-    let sums = slice_sums(data, &plan, &Kernels::for_tier(tier)?);
+    let mut sums = vec![0.0f64; plan.slices];
+    slice_sums(data, &plan, &Kernels::for_tier(tier)?, &mut sums);
     Ok(Norms {
         values: sums.iter().map(|&s| T::from_f64(s.sqrt())).collect(),
-        shape: plan.norms_shape,
+        shape: norms_shape(shape, plan.reduced),
     })
 }
 
@@ -130,9 +161,8 @@ fn rule_value<T: Element>(rule: &SliceRule<T>, sum: f64) -> T {
     }
 }
 
-/// Sums of squares of every slice, in f64.
-fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>) -> Vec<f64> {
-    let mut sums = vec![0.0f64; plan.slices];
+/// Sums of squares of every slice, in f64, into `sums` (zeroed, one per slice).
+fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>, sums: &mut [f64]) {
     let group_len = plan.group_len();
     let per_group = plan.slices_per_group();
     for group in 0..plan.groups() {
@@ -145,9 +175,8 @@ fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>) -> Vec<
         }
     }
     if T::SQUARES_CAN_OVERFLOW && sums.contains(&f64::INFINITY) {
-        recheck_overflowed(data, plan, &mut sums);
+        recheck_overflowed(data, plan, sums);
     }
-    sums
 }
 
 /// Squares beyond f32::MAX made some sums infinite. Keras would return zeros for those slices

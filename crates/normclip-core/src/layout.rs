@@ -30,13 +30,25 @@ impl Default for Axes {
 }
 
 impl Axes {
-    /// The reduced-axis flags for a tensor of `rank` dimensions; rejects out-of-range and repeated axes.
-    pub fn reduced_flags(&self, rank: usize) -> Result<Vec<bool>> {
+    /// The reduced axes of a tensor of `rank` dimensions as a bit set (bit `i` = axis `i`);
+    /// rejects out-of-range and repeated axes.
+    pub fn reduced_mask(&self, rank: usize) -> Result<u128> {
+        if rank > MAX_RANK {
+            return Err(Error::range(format!(
+                "shape: expected at most {MAX_RANK} dimensions, got {rank}"
+            )));
+        }
         let list = match self {
-            Axes::All => return Ok(vec![true; rank]),
+            Axes::All => {
+                return Ok(if rank == 0 {
+                    0
+                } else {
+                    u128::MAX >> (MAX_RANK - rank)
+                })
+            }
             Axes::List(list) => list,
         };
-        let mut flags = vec![false; rank];
+        let mut mask = 0u128;
         for (position, &axis) in list.iter().enumerate() {
             let rank_i = rank as i64;
             if axis < -rank_i || axis >= rank_i {
@@ -50,16 +62,28 @@ impl Axes {
                     )
                 }));
             }
-            let resolved = axis.rem_euclid(rank_i) as usize;
-            if flags[resolved] {
+            let resolved = axis.rem_euclid(rank_i) as u32;
+            if mask & (1 << resolved) != 0 {
                 return Err(Error::range(format!(
                     "axis: expected distinct axes, got axis {resolved} twice ({list:?})"
                 )));
             }
-            flags[resolved] = true;
+            mask |= 1 << resolved;
         }
-        Ok(flags)
+        Ok(mask)
     }
+}
+
+/// The largest rank a tensor may have (Keras and tfjs stop far below).
+pub const MAX_RANK: usize = 128;
+
+/// The keepdims shape of the norms of a tensor of `shape` reduced over `mask`.
+pub fn norms_shape(shape: &[usize], mask: u128) -> Vec<usize> {
+    shape
+        .iter()
+        .enumerate()
+        .map(|(i, &dim)| if mask >> i & 1 == 1 { 1 } else { dim })
+        .collect()
 }
 
 /// Number of elements of `shape`, or an error if it overflows.
@@ -105,8 +129,8 @@ pub struct Plan {
     pub slices: usize,
     /// Elements per slice.
     pub slice_len: usize,
-    /// The norms' shape with `keepdims=True`.
-    pub norms_shape: Vec<usize>,
+    /// The reduced axes, bit `i` for axis `i`.
+    pub reduced: u128,
     /// True when some outer axis is reduced, i.e. several groups feed the same slices.
     pub groups_share_slices: bool,
 }
@@ -114,53 +138,62 @@ pub struct Plan {
 impl Plan {
     pub fn new(shape: &[usize], axes: &Axes) -> Result<Plan> {
         let len = element_count(shape)?;
-        let reduced = axes.reduced_flags(shape.len())?;
-        let norms_shape: Vec<usize> = shape
+        let reduced = axes.reduced_mask(shape.len())?;
+        let slices = shape
             .iter()
-            .zip(&reduced)
-            .map(|(&dim, &r)| if r { 1 } else { dim })
-            .collect();
-        let slices = element_count(&norms_shape)?;
+            .enumerate()
+            .try_fold(1usize, |count, (i, &dim)| {
+                count.checked_mul(if reduced >> i & 1 == 1 { 1 } else { dim })
+            })
+            .expect("at most the element count, which did not overflow");
         let slice_len = len.checked_div(slices).unwrap_or(0);
 
-        let mut merged: Vec<(usize, bool)> = Vec::with_capacity(shape.len());
-        for (&dim, &r) in shape.iter().zip(&reduced) {
+        // Merge on the stack: most tensors end up with no outer axes, so `outer` never allocates.
+        let mut merged = [(0usize, false); MAX_RANK];
+        let mut count = 0;
+        for (i, &dim) in shape.iter().enumerate() {
+            let r = reduced >> i & 1 == 1;
             if dim == 1 {
                 continue;
             }
-            match merged.last_mut() {
-                Some((size, role)) if *role == r => *size *= dim,
-                _ => merged.push((dim, r)),
+            if count > 0 && merged[count - 1].1 == r {
+                merged[count - 1].0 *= dim;
+            } else {
+                merged[count] = (dim, r);
+                count += 1;
             }
         }
-        let inner = match merged.pop() {
+        let mut merged = &merged[..count];
+        let mut pop = || {
+            let (last, rest) = merged.split_last()?;
+            merged = rest;
+            Some(*last)
+        };
+        let inner = match pop() {
             None => Inner::Runs {
                 runs: 1,
                 run_len: 1,
             },
-            Some((cols, false)) => match merged.last() {
-                Some(&(rows, true)) => {
-                    merged.pop();
-                    Inner::Columns { rows, cols }
-                }
-                _ => Inner::Columns { rows: 1, cols },
+            Some((cols, false)) => match pop() {
+                Some((rows, true)) => Inner::Columns { rows, cols },
+                Some(kept) => unreachable!("adjacent kept axes were merged: {kept:?}"),
+                None => Inner::Columns { rows: 1, cols },
             },
-            Some((run_len, true)) => match merged.last() {
-                Some(&(runs, false)) => {
-                    merged.pop();
-                    Inner::Runs { runs, run_len }
-                }
-                _ => Inner::Runs { runs: 1, run_len },
+            Some((run_len, true)) => match pop() {
+                Some((runs, false)) => Inner::Runs { runs, run_len },
+                Some(other) => unreachable!("adjacent reduced axes were merged: {other:?}"),
+                None => Inner::Runs { runs: 1, run_len },
             },
         };
-        let groups_share_slices = merged.iter().any(|&(_, r)| r);
+        let outer = merged.to_vec();
+        let groups_share_slices = outer.iter().any(|&(_, r)| r);
         Ok(Plan {
             len,
             inner,
-            outer: merged,
+            outer,
             slices,
             slice_len,
-            norms_shape,
+            reduced,
             groups_share_slices,
         })
     }
@@ -224,7 +257,7 @@ mod tests {
             }
         );
         assert_eq!((p.slices, p.slice_len, p.groups()), (512, 784, 1));
-        assert_eq!(p.norms_shape, vec![1, 512]);
+        assert_eq!(norms_shape(&[784, 512], p.reduced), vec![1, 512]);
     }
 
     #[test]
@@ -237,7 +270,7 @@ mod tests {
                 cols: 64
             }
         );
-        assert_eq!(p.norms_shape, vec![1, 1, 1, 64]);
+        assert_eq!(norms_shape(&[3, 3, 256, 64], p.reduced), vec![1, 1, 1, 64]);
     }
 
     #[test]
@@ -258,7 +291,7 @@ mod tests {
                 run_len: 120
             }
         );
-        assert_eq!(whole.norms_shape, vec![1, 1, 1]);
+        assert_eq!(norms_shape(&[4, 5, 6], whole.reduced), vec![1, 1, 1]);
     }
 
     #[test]
@@ -278,7 +311,7 @@ mod tests {
         // group = a * 3 + b; base = b * 5.
         let bases: Vec<usize> = (0..6).map(|g| p.group_base(g)).collect();
         assert_eq!(bases, vec![0, 5, 10, 0, 5, 10]);
-        assert_eq!(p.norms_shape, vec![1, 3, 1, 5]);
+        assert_eq!(norms_shape(&[2, 3, 4, 5], p.reduced), vec![1, 3, 1, 5]);
     }
 
     #[test]

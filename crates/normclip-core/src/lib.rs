@@ -24,6 +24,7 @@ pub mod error;
 pub mod kernels;
 pub mod layout;
 mod parallel;
+pub mod probe;
 mod radial;
 
 pub use apply::Norms;

@@ -28,21 +28,14 @@ impl ArrayView {
     pub fn from_value(env: &Env, value: &Unknown, name: &str) -> Result<ArrayView, CoreError> {
         let raw_env = env.raw();
         let raw = value.raw();
-        let mut is_typed_array = false;
-        // SAFETY: `raw_env` and `raw` come from the live call frame this function runs in.
-        unsafe { sys::napi_is_typedarray(raw_env, raw, &mut is_typed_array) };
-        if !is_typed_array {
-            return Err(CoreError::type_error(format!(
-                "{name}: expected a Float32Array or Float64Array, got {}",
-                describe(value)
-            )));
-        }
         let mut kind = 0;
         let mut len = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
         let mut buffer: sys::napi_value = ptr::null_mut();
         let mut offset = 0usize;
-        // SAFETY: `raw` is a typed array (checked above); every out-pointer is a valid local.
+        // SAFETY: `raw_env` and `raw` come from the live call frame this function runs in; every
+        // out-pointer is a valid local. For a value that is not a typed array napi returns
+        // `napi_invalid_arg` and writes nothing.
         let status = unsafe {
             sys::napi_get_typedarray_info(
                 raw_env,
@@ -56,7 +49,8 @@ impl ArrayView {
         };
         if status != sys::Status::napi_ok {
             return Err(CoreError::type_error(format!(
-                "{name}: could not read the typed array"
+                "{name}: expected a Float32Array or Float64Array, got {}",
+                describe(value)
             )));
         }
         let dtype = match kind {

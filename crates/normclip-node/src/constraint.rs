@@ -46,7 +46,10 @@ impl NativeConstraint {
         let prepared = self
             .inner
             .prepare(view.len, &shape)
-            .map_err(|error| normclip_core::Error { message: format!("{prefix}{}", error.message), ..error })
+            .map_err(|error| normclip_core::Error {
+                message: format!("{prefix}{}", error.message),
+                ..error
+            })
             .or_throw(env)?;
         Ok(CheckedCall {
             view,

@@ -13,6 +13,7 @@
 
 mod arrays;
 mod batch;
+mod bound;
 mod constraint;
 mod errors;
 mod shape;
@@ -32,4 +33,25 @@ pub fn simd_tier() -> String {
 #[napi]
 pub fn thread_count() -> u32 {
     normclip_core::thread_count() as u32
+}
+
+/// Benchmark reference: one sum-of-squares pass plus one in-place scale pass over `array`
+/// (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
+#[napi(ts_args_type = "array: Float32Array, factor: number")]
+pub fn bandwidth_probe(
+    env: napi::Env,
+    array: napi::bindgen_prelude::Unknown,
+    factor: f64,
+) -> napi::Result<f64> {
+    use crate::errors::OrThrow;
+    let view = arrays::ArrayView::from_value(&env, &array, "array").or_throw(&env)?;
+    if view.dtype != arrays::Dtype::F32 {
+        return Err(errors::throw(
+            &env,
+            normclip_core::Error::type_error("array: expected a Float32Array"),
+        ));
+    }
+    // SAFETY: the view was taken in this synchronous call and is the only slice of its memory.
+    let data = unsafe { view.f32_mut() };
+    Ok(normclip_core::probe::two_pass_probe(data, factor as f32) as f64)
 }

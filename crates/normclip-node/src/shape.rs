@@ -1,7 +1,7 @@
 //! The `shape` argument: an array of non-negative integers.
 
 use napi::bindgen_prelude::{Array, JsValue, Unknown};
-use napi::{Env, ValueType};
+use napi::{sys, Env};
 use normclip_core::Error as CoreError;
 
 use crate::arrays::describe;
@@ -36,14 +36,17 @@ pub fn read_shape(_env: &Env, value: &Unknown, name: &str) -> Result<Vec<usize>,
 }
 
 fn dimension(element: &Unknown, name: &str, index: u32) -> Result<usize, CoreError> {
-    if element.get_type().ok() != Some(ValueType::Number) {
+    let mut value = f64::NAN;
+    // SAFETY: `element` was just read from the array in this call frame; for a non-number napi
+    // returns `napi_number_expected` and writes nothing.
+    let status =
+        unsafe { sys::napi_get_value_double(element.value().env, element.raw(), &mut value) };
+    if status != sys::Status::napi_ok {
         return Err(CoreError::type_error(format!(
             "{name}: expected non-negative integers, got {} at index {index}",
             describe(element)
         )));
     }
-    // SAFETY: checked to be a number just above.
-    let value: f64 = unsafe { element.cast::<f64>() }.unwrap_or(f64::NAN);
     if !(value >= 0.0 && value.fract() == 0.0 && value <= 9_007_199_254_740_991.0) {
         return Err(CoreError::range(format!(
             "{name}: expected non-negative integers, got {value} at index {index}"

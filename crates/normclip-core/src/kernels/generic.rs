@@ -83,6 +83,12 @@ pub fn accumulate_narrow<T: Element>(
 /// Sum of squares of one contiguous run.
 #[inline(always)]
 pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
+    if run.len() < LANES {
+        // Too short for the lanes to pay: exact f64 squares, in order.
+        return run
+            .iter()
+            .fold(0.0, |sum, &x| sum + x.to_f64() * x.to_f64());
+    }
     let mut lanes64 = [0.0f64; LANES];
     let mut blocks = run.chunks_exact(LANES * BLOCK);
     for block in &mut blocks {
