@@ -95,12 +95,12 @@ describe('semantics', () => {
     expect(Array.from(zeros)).toEqual([0, 0, 0, 0, 0, 0])
   })
 
-  it('NonNeg: negatives become +0, NaN and -0 stay', () => {
+  it('NonNeg: negatives and -0 become +0, NaN stays (Keras 3)', () => {
     const w = new Float32Array([-1, 2, -0, NaN, -Infinity])
     new NativeConstraint({ kind: 'nonNeg' }).applyInPlace(w, [5])
     expect(Object.is(w[0], 0)).toBe(true)
     expect(w[1]).toBe(2)
-    expect(Object.is(w[2], -0)).toBe(true)
+    expect(Object.is(w[2], 0)).toBe(true)
     expect(w[3]).toBeNaN()
     expect(w[4]).toBe(0)
   })

@@ -6,6 +6,10 @@
  * built (and validated) once, planned once per shape, and every call goes through a raw N-API
  * function that skips napi-rs' per-call bookkeeping.
  *
+ * The Keras-compatible API (MaxNorm, MinMaxNorm, UnitNorm, NonNeg, RadialConstraint as tfjs
+ * constraints; get / serialize / deserialize for Keras 1-3 and tfjs identifiers; per-unit axes
+ * and their check; batched application; training integration) is re-exported below.
+ *
  * ```ts
  * import { NativeConstraint, constrain } from 'normclip'
  * const kernel = new Float32Array(784 * 512)      // a Dense kernel [in, units]
@@ -13,12 +17,35 @@
  * maxNorm(kernel, [784, 512])                      // in place, one norm per unit
  * ```
  */
-export {
-  NativeConstraint,
-  applyBatch,
-  applyBatchAsync,
-  simdTier,
-  threadCount,
-} from './native/index.js'
+export { NativeConstraint, simdTier, threadCount } from './native/index.js'
 export type { NativeConstraintSpec, NativeBatchItem, NativeNorms } from './native/index.js'
+
 export { constrain, createBoundConstraint, applyBound, type FloatArray, type BoundConstraint } from './bound'
+
+// The Keras-compatible API and the TensorFlow.js interop (tfjs is an optional peer: everything
+// below works on typed arrays without it).
+export {
+  Constraint,
+  NativeBackedConstraint,
+  FunctionConstraint,
+  MaxNorm,
+  MinMaxNorm,
+  UnitNorm,
+  NonNeg,
+  RadialConstraint,
+  maxNorm,
+  minMaxNorm,
+  unitNorm,
+  nonNeg,
+  radialConstraint,
+  nativeConstraintOf,
+} from './constraints'
+export type { Axis, Mode, NormOptions, MaxNormArgs, MinMaxNormArgs, UnitNormArgs } from './constraints'
+export { applyBatch, applyBatchAsync } from './batch'
+export type { BatchItem, BatchResult } from './batch'
+export { get, serialize, deserialize, useNativeConstraints, restoreTfjsConstraints } from './serialization'
+export type { ConstraintIdentifier, ConstraintDict, SerializationFormat, Keras3Dict, Keras2Dict, TfjsDict } from './serialization'
+export { perUnitAxes, checkConstraintAxes } from './axes'
+export type { ConstraintAxisIssue, LayerLike } from './axes'
+export { applyConstraints, constraintCallback } from './training'
+export type { ConstraintCallback, ConstraintCallbackOptions, ConstraintTarget } from './training'

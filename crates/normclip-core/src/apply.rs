@@ -179,9 +179,10 @@ fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>, sums: &
     }
 }
 
-/// Squares beyond f32::MAX made some sums infinite. Keras would return zeros for those slices
-/// (its f32 sum overflows too); the exact norm is finite unless an element is infinite, so we
-/// recompute those sums with f64 squares and scale by the true norm instead.
+/// Squares beyond f32::MAX made some sums infinite. Keras' float32 sum overflows too: MaxNorm and
+/// UnitNorm then return zeros for the slice and MinMaxNorm NaN (0 · inf). The exact norm is finite
+/// unless an element is infinite, so we recompute those sums with f64 squares and scale by the
+/// true norm instead — the one place where we deliberately differ from Keras.
 fn recheck_overflowed<T: Element>(data: &[T], plan: &Plan, sums: &mut [f64]) {
     let mut exact = vec![0.0f64; plan.slices];
     let group_len = plan.group_len();

@@ -89,7 +89,7 @@ pub enum Constraint {
     },
     /// Scales each slice to unit norm.
     UnitNorm { options: NormOptions },
-    /// Replaces negative weights by zero (Keras 3: `maximum(w, 0)`).
+    /// Replaces negative weights (and -0) by +0 (Keras 3: `maximum(w, 0)`); NaN stays NaN.
     NonNeg,
     /// tf-keras 2.x `RadialConstraint` on a square rank-4 kernel, as its code computes it.
     Radial,

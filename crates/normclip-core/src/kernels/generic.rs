@@ -197,11 +197,12 @@ pub fn scale_run<T: Element, Op: ScaleOp>(run: &mut [T], value: T) {
     }
 }
 
-/// Keras 3's `maximum(w, 0)`: negatives become +0, NaN and -0 stay as they are.
+/// Keras 3's `maximum(w, 0)`: negatives and -0 become +0, NaN stays NaN (checked against Keras 3
+/// on its numpy, jax and tensorflow backends).
 #[inline(always)]
 pub fn non_negative<T: Element>(values: &mut [T]) {
     for x in values.iter_mut() {
-        if *x < T::ZERO {
+        if *x <= T::ZERO {
             *x = T::ZERO;
         }
     }
