@@ -201,7 +201,7 @@ describe('copy, async, batch, handle', () => {
     applyBound(bound, f64)
     expect(f64[0]).toBe(3 * (1 / (1e-7 + 5)))
     const before = Array.from(w)
-    expect(() => applyBound(bound, new Float32Array(3))).toThrow(/array: expected length 4 \(the product of the bound shape \[2, 2\]\), got 3/)
+    expect(() => applyBound(bound, new Float32Array(3))).toThrow(/array: expected length 4 \(the product of shape \[2, 2\]\), got 3/)
     expect(() => applyBound(bound, [1, 2, 3, 4] as unknown as Float32Array)).toThrow(TypeError)
     expect(() => applyBound({} as typeof bound, w)).toThrow(/bound: expected a handle from createBoundConstraint/)
     expect(Array.from(w)).toEqual(before)

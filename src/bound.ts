@@ -23,19 +23,33 @@ const MAX_BOUND_SHAPES = 256
  * shape is made on its first call and reused, so a call costs ~0.3 µs plus the work: the path
  * for applying a constraint after every training step.
  */
-export function constrain(spec: native.NativeConstraintSpec): (array: FloatArray, shape: number[]) => void {
+export function constrain(spec: native.NativeConstraintSpec): (array: FloatArray, shape: readonly number[]) => void {
   new native.NativeConstraint(spec) // validates the spec now, not on the first call
+  return boundApplier(spec)
+}
+
+/** `constrain` for a spec already validated (e.g. by a `NativeConstraint` built from it). */
+export function boundApplier(spec: native.NativeConstraintSpec): (array: FloatArray, shape: readonly number[]) => void {
   const bound = new Map<string, BoundConstraint>()
   return (array, shape) => {
-    const key = Array.isArray(shape) ? shape.join(',') : ''
-    let handle = bound.get(key)
+    const key = shapeKey(shape)
+    let handle = key === undefined ? undefined : bound.get(key)
     if (handle === undefined) {
-      handle = native.createBoundConstraint(spec, shape)
-      if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
-      bound.set(key, handle)
+      handle = native.createBoundConstraint(spec, shape as number[])
+      if (key !== undefined) {
+        if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
+        bound.set(key, handle)
+      }
     }
     applyBound(handle, array)
   }
+}
+
+/** A cache key for a shape of plain numbers; undefined for anything else (the native side rejects it). */
+function shapeKey(shape: unknown): string | undefined {
+  if (!Array.isArray(shape)) return undefined
+  for (const dim of shape) if (typeof dim !== 'number') return undefined
+  return shape.join(',')
 }
 
 /** Builds a constraint for arrays of one `shape`, checked and planned once; see `applyBound`. */

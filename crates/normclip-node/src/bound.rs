@@ -141,7 +141,7 @@ unsafe extern "C" fn apply_bound(
         return throw_raw(
             env,
             CoreError::range(format!(
-                "array: expected length {} (the product of the bound shape {:?}), got {}",
+                "array: expected length {} (the product of shape {:?}), got {}",
                 bound.len, bound.shape, view.len
             )),
         );
