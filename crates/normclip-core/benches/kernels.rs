@@ -1,1 +1,837 @@
-fn main() {}
+//! `cargo bench -p normclip-core`: MaxNorm in place per SIMD tier against a bandwidth probe
+//! measured in the same run on a buffer of the same size. std only (no criterion).
+//!
+//! - over-bound: MaxNorm(2) with every slice norm 4, so every element is rewritten (12 B/element:
+//!   a read pass for the norms, a read + write pass for the scale). The buffer is refreshed from a
+//!   pristine copy before each timed call; the refresh is not timed.
+//! - compliant: MaxNorm(3) with every slice norm 2.5, so every factor is exactly 1.0 and nothing
+//!   is written (4 B/element).
+//! - probe: a plain sum-of-squares pass plus an in-place scale pass over a buffer of the same
+//!   size (12 B/element), compiled for the same tier, refreshed and timed the same way; the
+//!   compliant case is compared with the probe's sum pass alone (4 B/element).
+//!
+//! Extra modes: `--passes LABEL...` (each pass on its own), `--proto LABEL...` (the column norm
+//! pass today vs 32-row blocks), `--profile LABEL [over|compliant|probe]
+//! [tier]` (a loop for perf/callgrind; `PROFILE_CALLS` sets the call count).
+//!
+//! Single thread: everything runs inside a 1-thread rayon pool (the crate fans out only when the
+//! current pool has more than one thread). The 2-thread rows use a 2-thread pool.
+//! The table goes to stdout and to `bench/CARGO-BENCH.md`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use normclip_core::{Axes, Constraint, Mode, Tier};
+
+struct Case {
+    shape: &'static [usize],
+    axes: &'static [i64],
+    all: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        shape: &[512, 512],
+        axes: &[0],
+        all: false,
+    },
+    Case {
+        shape: &[784, 512],
+        axes: &[0],
+        all: false,
+    },
+    Case {
+        shape: &[3, 3, 256, 256],
+        axes: &[0, 1, 2],
+        all: false,
+    },
+    Case {
+        shape: &[4096, 4096],
+        axes: &[0],
+        all: false,
+    },
+    Case {
+        shape: &[1 << 24],
+        axes: &[],
+        all: true,
+    },
+    Case {
+        shape: &[4096, 4096],
+        axes: &[-1],
+        all: false,
+    },
+    Case {
+        shape: &[100_000, 10],
+        axes: &[0],
+        all: false,
+    },
+    Case {
+        shape: &[64, 64],
+        axes: &[0],
+        all: false,
+    },
+    Case {
+        shape: &[16],
+        axes: &[0],
+        all: false,
+    },
+];
+
+impl Case {
+    fn axes(&self) -> Axes {
+        if self.all {
+            Axes::All
+        } else {
+            Axes::List(self.axes.to_vec())
+        }
+    }
+
+    fn label(&self) -> String {
+        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
+        let axes = if self.all {
+            "null".to_string()
+        } else if self.axes.len() == 1 {
+            self.axes[0].to_string()
+        } else {
+            format!("{:?}", self.axes).replace(' ', "")
+        };
+        format!("[{}], {axes}", dims.join(","))
+    }
+
+    fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+// ------------------------------------------------------------------ the bandwidth probe
+
+const PROBE_LANES: usize = 64;
+
+#[inline(always)]
+fn probe_body(data: &mut [f32], factor: f32) -> f32 {
+    let mut lanes = [0.0f32; PROBE_LANES];
+    let mut chunks = data.chunks_exact(PROBE_LANES);
+    for chunk in &mut chunks {
+        for k in 0..PROBE_LANES {
+            lanes[k] += chunk[k] * chunk[k];
+        }
+    }
+    let tail: f32 = chunks.remainder().iter().map(|x| x * x).sum();
+    for x in data.iter_mut() {
+        *x *= factor;
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+fn probe_portable(data: &mut [f32], factor: f32) -> f32 {
+    probe_body(data, factor)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn probe_avx2(data: &mut [f32], factor: f32) -> f32 {
+    probe_body(data, factor)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn probe_avx512(data: &mut [f32], factor: f32) -> f32 {
+    probe_body(data, factor)
+}
+
+fn probe(tier: Tier, data: &mut [f32], factor: f32) -> f32 {
+    assert!(tier.is_supported());
+    match tier {
+        Tier::Portable => probe_portable(data, factor),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the tier was checked as supported by this CPU just above (avx2 + fma).
+        Tier::Avx2 => unsafe { probe_avx2(data, factor) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the tier was checked as supported by this CPU just above (avx512f, and every
+        // AVX-512 CPU has avx2 + fma).
+        Tier::Avx512 => unsafe { probe_avx512(data, factor) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    }
+}
+
+fn sum_probe_portable(data: &[f32]) -> f32 {
+    sum_only_body(data)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn sum_probe_avx512(data: &[f32]) -> f32 {
+    sum_only_body(data)
+}
+
+/// The probe's sum pass alone (the 4 B/element bound of a call that writes nothing).
+fn sum_probe(tier: Tier, data: &[f32]) -> f32 {
+    assert!(tier.is_supported());
+    match tier {
+        Tier::Portable => sum_probe_portable(data),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the tier was checked as supported by this CPU just above (avx2 + fma).
+        Tier::Avx2 => unsafe { sum_only_avx2(data) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the tier was checked as supported by this CPU just above (avx512f, and every
+        // AVX-512 CPU has avx2 + fma).
+        Tier::Avx512 => unsafe { sum_probe_avx512(data) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!(),
+    }
+}
+
+/// The sum probe on two threads (call it inside the pool).
+fn sum_probe_parallel(tier: Tier, data: &[f32]) -> f32 {
+    let (a, b) = data.split_at(data.len() / 2);
+    let (x, y) = rayon::join(|| sum_probe(tier, a), || sum_probe(tier, b));
+    x + y
+}
+
+/// The probe on two threads (call it inside the pool): each half on its own thread.
+fn probe_parallel(tier: Tier, data: &mut [f32], factor: f32) -> f32 {
+    let (a, b) = data.split_at_mut(data.len() / 2);
+    let (x, y) = rayon::join(|| probe(tier, a, factor), || probe(tier, b, factor));
+    x + y
+}
+
+// ------------------------------------------------------------------ timing
+
+/// One timed thing: a pristine input and a call that works on a refreshed copy of it.
+type Timed<'a> = (&'a [f32], Box<dyn FnMut(&mut [f32]) + 'a>);
+
+/// Median times of each entry of `runs`, interleaved sample by sample (so that a noisy neighbour
+/// hits them alike). Before each call the buffer is refreshed from the entry's pristine copy; the
+/// refresh is not timed. Tiny buffers are timed in batches of (refresh + call) minus batches of
+/// refreshes.
+fn median_times(runs: &mut [Timed<'_>], buffer: &mut [f32], samples: usize) -> Vec<Duration> {
+    let batch = (1 << 16) / buffer.len().max(1);
+    for (pristine, run) in runs.iter_mut() {
+        for _ in 0..3 {
+            buffer.copy_from_slice(pristine);
+            run(buffer);
+        }
+    }
+    let mut times = vec![Vec::with_capacity(samples); runs.len()];
+    for _ in 0..samples {
+        for (i, (pristine, run)) in runs.iter_mut().enumerate() {
+            let time = if batch <= 1 {
+                buffer.copy_from_slice(pristine);
+                let start = Instant::now();
+                run(black_box(&mut *buffer));
+                start.elapsed()
+            } else {
+                let start = Instant::now();
+                for _ in 0..batch {
+                    buffer.copy_from_slice(black_box(pristine));
+                    run(black_box(&mut *buffer));
+                }
+                let with_call = start.elapsed();
+                let start = Instant::now();
+                for _ in 0..batch {
+                    buffer.copy_from_slice(black_box(pristine));
+                    black_box(&mut *buffer);
+                }
+                with_call.saturating_sub(start.elapsed()) / batch as u32
+            };
+            times[i].push(time);
+        }
+    }
+    times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[samples / 2]
+        })
+        .collect()
+}
+
+fn samples_for(len: usize) -> usize {
+    if len >= 1 << 22 {
+        21
+    } else if len >= 1 << 18 {
+        41
+    } else {
+        101
+    }
+}
+
+// ------------------------------------------------------------------ data
+
+/// Deterministic normal-ish data (splitmix64 + Box-Muller).
+fn normal_data(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..len)
+        .map(|_| {
+            let (u1, u2) = (1.0 - next(), next());
+            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+        })
+        .collect()
+}
+
+/// Data whose every slice has norm `target` (normalised with the crate's projection UnitNorm).
+fn data_with_norm(case: &Case, target: f32) -> Vec<f32> {
+    let mut data = normal_data(case.len(), 0xB0BA);
+    Constraint::unit_norm(case.axes())
+        .unwrap()
+        .with_mode(Mode::Projection)
+        .unwrap()
+        .apply_in_place(&mut data, case.shape)
+        .unwrap();
+    for x in data.iter_mut() {
+        *x *= target;
+    }
+    data
+}
+
+// ------------------------------------------------------------------ the run
+
+struct Row {
+    label: String,
+    tier: String,
+    threads: usize,
+    probe_ms: f64,
+    over_ms: f64,
+    compliant_ms: f64,
+    sum_probe_ms: f64,
+    len: usize,
+}
+
+impl Row {
+    fn markdown(&self) -> String {
+        let bytes = self.len as f64 * 4.0;
+        let gbs = |bytes_per_element: f64, ms: f64| bytes * bytes_per_element / 4.0 / (ms * 1e6);
+        format!(
+            "| {} | {} | {} | {} | {} | {:.1} | {:.0}% | {} | {} | {:.1} | {:.0}% |",
+            self.label,
+            self.tier,
+            self.threads,
+            fmt_ms(self.probe_ms),
+            fmt_ms(self.over_ms),
+            gbs(12.0, self.over_ms),
+            100.0 * self.probe_ms / self.over_ms,
+            fmt_ms(self.sum_probe_ms),
+            fmt_ms(self.compliant_ms),
+            gbs(4.0, self.compliant_ms),
+            100.0 * self.sum_probe_ms / self.compliant_ms,
+        )
+    }
+}
+
+fn fmt_ms(ms: f64) -> String {
+    if ms >= 10.0 {
+        format!("{ms:.2}")
+    } else if ms >= 0.1 {
+        format!("{ms:.3}")
+    } else {
+        format!("{ms:.5}")
+    }
+}
+
+fn measure(case: &Case, tier: Tier, pool: &rayon::ThreadPool) -> Row {
+    let len = case.len();
+    let samples = samples_for(len);
+    let over = data_with_norm(case, 4.0);
+    let compliant = data_with_norm(case, 2.5);
+    let clip = Constraint::max_norm(2.0, case.axes()).unwrap();
+    let keep = Constraint::max_norm(3.0, case.axes()).unwrap();
+    let mut buffer = vec![0.0f32; len];
+
+    // Sanity (not timed): the over-bound call rewrites, the compliant one does not.
+    buffer.copy_from_slice(&compliant);
+    keep.apply_in_place_with_tier(&mut buffer, case.shape, tier)
+        .unwrap();
+    assert!(
+        buffer
+            .iter()
+            .zip(&compliant)
+            .all(|(a, b)| a.to_bits() == b.to_bits()),
+        "{}: the compliant case moved",
+        case.label()
+    );
+
+    // The whole timing loop runs inside the pool: no cross-thread hand-off per call.
+    let threads = pool.current_num_threads();
+    let times = pool.install(|| {
+        let mut runs: Vec<Timed<'_>> = vec![
+            (
+                &over,
+                Box::new(|b: &mut [f32]| {
+                    if threads == 1 {
+                        black_box(probe(tier, b, 0.5));
+                    } else {
+                        black_box(probe_parallel(tier, b, 0.5));
+                    }
+                }),
+            ),
+            (
+                &over,
+                Box::new(|b: &mut [f32]| {
+                    clip.apply_in_place_with_tier(b, case.shape, tier).unwrap()
+                }),
+            ),
+            (
+                &compliant,
+                Box::new(|b: &mut [f32]| {
+                    keep.apply_in_place_with_tier(b, case.shape, tier).unwrap()
+                }),
+            ),
+            (
+                &compliant,
+                Box::new(|b: &mut [f32]| {
+                    if threads == 1 {
+                        black_box(sum_probe(tier, b));
+                    } else {
+                        black_box(sum_probe_parallel(tier, b));
+                    }
+                }),
+            ),
+        ];
+        median_times(&mut runs, &mut buffer, samples)
+    });
+    let (probe_time, over_time, compliant_time) = (times[0], times[1], times[2]);
+    let sum_probe_time = times[3];
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    Row {
+        label: case.label(),
+        tier: tier.name().to_string(),
+        threads,
+        probe_ms: ms(probe_time),
+        over_ms: ms(over_time),
+        compliant_ms: ms(compliant_time),
+        sum_probe_ms: ms(sum_probe_time),
+        len,
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}
+
+/// `kernels --profile LABEL [over|compliant|probe] [tier]`: loops over one call for a few
+/// seconds without refreshing, for `perf record` / `perf stat`. Over-bound data is multiplied by 4
+/// after each call (norm 2 -> 8), so every call rewrites every element.
+fn profile(args: &[String]) {
+    let case = CASES
+        .iter()
+        .find(|c| c.label().contains(args[0].as_str()))
+        .expect("no such shape");
+    let what = args.get(1).map_or("over", String::as_str);
+    let tier = args
+        .get(2)
+        .map_or(Tier::active(), |t| Tier::parse(t).unwrap());
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let compliant = what == "compliant";
+    let mut data = data_with_norm(case, if compliant { 2.5 } else { 4.0 });
+    let c = Constraint::max_norm(if compliant { 3.0 } else { 2.0 }, case.axes()).unwrap();
+    let calls = std::env::var("PROFILE_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or((3e9 / (case.len() as f64 * 2.0)).max(1.0) as usize);
+    one.install(|| {
+        let start = Instant::now();
+        for i in 0..calls {
+            if what == "probe" {
+                black_box(probe(tier, &mut data, if i % 2 == 0 { 0.5 } else { 2.0 }));
+                continue;
+            }
+            c.apply_in_place_with_tier(&mut data, case.shape, tier)
+                .unwrap();
+            if what == "over" {
+                for x in data.iter_mut() {
+                    *x *= 4.0;
+                }
+            }
+        }
+        println!("{calls} calls in {:?}", start.elapsed());
+    });
+}
+
+#[inline(always)]
+fn sum_only_body(data: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; PROBE_LANES];
+    let mut chunks = data.chunks_exact(PROBE_LANES);
+    for chunk in &mut chunks {
+        for k in 0..PROBE_LANES {
+            lanes[k] += chunk[k] * chunk[k];
+        }
+    }
+    lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|x| x * x).sum::<f32>()
+}
+
+#[inline(always)]
+fn scale_only_body(data: &mut [f32], factor: f32) {
+    for x in data.iter_mut() {
+        *x *= factor;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sum_only_avx2(data: &[f32]) -> f32 {
+    sum_only_body(data)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn scale_only_avx2(data: &mut [f32], factor: f32) {
+    scale_only_body(data, factor)
+}
+
+/// The probe's sum pass alone, AVX2.
+fn sum_only(data: &[f32]) -> f32 {
+    assert!(Tier::Avx2.is_supported());
+    // SAFETY: AVX2 and FMA support was asserted just above.
+    unsafe { sum_only_avx2(data) }
+}
+
+/// The probe's scale pass alone, AVX2.
+fn scale_only(data: &mut [f32], factor: f32) {
+    assert!(Tier::Avx2.is_supported());
+    // SAFETY: AVX2 and FMA support was asserted just above.
+    unsafe { scale_only_avx2(data, factor) }
+}
+
+/// `kernels --passes LABEL...`: each pass on its own (AVX2 tier, one thread): the probe's sum
+/// pass and scale pass, the crate's norm pass (`norms_with_tier`) and its whole over-bound call;
+/// the crate's scale pass is the difference.
+fn passes(labels: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut out = |line: String| {
+        println!("{line}");
+        lines.push(line);
+    };
+    assert!(Tier::Avx2.is_supported(), "--passes measures the avx2 tier");
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    out("| shape, axis | probe sum ms | crate norms ms | % | probe scale ms | crate scale ms (call - norms) | % |".to_string());
+    out("|---|---|---|---|---|---|---|".to_string());
+    for case in CASES
+        .iter()
+        .filter(|c| labels.iter().any(|l| c.label().contains(l.as_str())))
+    {
+        let over = data_with_norm(case, 4.0);
+        let mut buffer = over.clone();
+        let axes = case.axes();
+        let clip = Constraint::max_norm(2.0, axes.clone()).unwrap();
+        let samples = samples_for(case.len());
+        let times = one.install(|| {
+            let mut runs: Vec<Timed<'_>> = vec![
+                (
+                    &over,
+                    Box::new(|b: &mut [f32]| {
+                        black_box(sum_only(b));
+                    }),
+                ),
+                (
+                    &over,
+                    Box::new(|b: &mut [f32]| {
+                        black_box(
+                            normclip_core::apply::norms_with_tier(b, case.shape, &axes, Tier::Avx2)
+                                .unwrap(),
+                        );
+                    }),
+                ),
+                (&over, Box::new(|b: &mut [f32]| scale_only(b, 0.5))),
+                (
+                    &over,
+                    Box::new(|b: &mut [f32]| {
+                        clip.apply_in_place_with_tier(b, case.shape, Tier::Avx2)
+                            .unwrap()
+                    }),
+                ),
+            ];
+            median_times(&mut runs, &mut buffer, samples)
+        });
+        let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        let scale = ms[3] - ms[1];
+        out(format!(
+            "| {} | {} | {} | {:.0}% | {} | {} | {:.0}% |",
+            case.label(),
+            fmt_ms(ms[0]),
+            fmt_ms(ms[1]),
+            100.0 * ms[0] / ms[1],
+            fmt_ms(ms[2]),
+            fmt_ms(scale),
+            100.0 * ms[2] / scale,
+        ));
+    }
+    lines
+}
+
+/// The crate's column accumulation as it is today (f32 partials over blocks of 16 rows, flushed
+/// into f64), copied here to compare with the proposed variant on the same data.
+#[inline(always)]
+fn columns_block16(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
+    let scratch = &mut scratch[..cols];
+    let sums = &mut sums[..cols];
+    for rows in block.chunks(16 * cols) {
+        scratch.fill(0.0);
+        let mut quads = rows.chunks_exact(4 * cols);
+        for quad in &mut quads {
+            let (r0, rest) = quad.split_at(cols);
+            let (r1, rest) = rest.split_at(cols);
+            let (r2, r3) = rest.split_at(cols);
+            for c in 0..cols {
+                scratch[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
+            }
+        }
+        for row in quads.remainder().chunks_exact(cols) {
+            for c in 0..cols {
+                scratch[c] += row[c] * row[c];
+            }
+        }
+        for c in 0..cols {
+            sums[c] += scratch[c] as f64;
+        }
+    }
+}
+
+/// Proposed: blocks of 32 rows (half the flushes into f64 and scratch refills). A 32-term f32
+/// partial keeps the norm's worst-case relative error near 31 u / 2 ~ 9e-7.
+#[inline(always)]
+fn columns_block32(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
+    let scratch = &mut scratch[..cols];
+    let sums = &mut sums[..cols];
+    for rows in block.chunks(32 * cols) {
+        scratch.fill(0.0);
+        let mut quads = rows.chunks_exact(4 * cols);
+        for quad in &mut quads {
+            let (r0, rest) = quad.split_at(cols);
+            let (r1, rest) = rest.split_at(cols);
+            let (r2, r3) = rest.split_at(cols);
+            for c in 0..cols {
+                scratch[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
+            }
+        }
+        for row in quads.remainder().chunks_exact(cols) {
+            for c in 0..cols {
+                scratch[c] += row[c] * row[c];
+            }
+        }
+        for c in 0..cols {
+            sums[c] += scratch[c] as f64;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn columns_block16_avx2(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
+    columns_block16(block, cols, scratch, sums)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn columns_block32_avx2(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
+    columns_block32(block, cols, scratch, sums)
+}
+
+/// `kernels --proto LABEL...`: the column norm pass today (16-row blocks) vs 32-row blocks
+/// (AVX2, one thread, axis-0 shapes only), against the probe's sum pass.
+fn proto(labels: &[String]) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut out = |line: String| {
+        println!("{line}");
+        lines.push(line);
+    };
+    assert!(Tier::Avx2.is_supported(), "--proto measures the avx2 tier");
+    out(
+        "| shape, axis | probe sum ms | 16-row blocks (today) ms | % | 32-row blocks ms | % |"
+            .to_string(),
+    );
+    out("|---|---|---|---|---|---|".to_string());
+    for case in CASES
+        .iter()
+        .filter(|c| labels.iter().any(|l| c.label().contains(l.as_str())))
+    {
+        let cols = *case.shape.last().unwrap();
+        let data = data_with_norm(case, 4.0);
+        let mut buffer = data.clone();
+        let mut scratch = vec![0.0f32; cols];
+        let mut sums = vec![0.0f64; cols];
+        let mut scratch8 = vec![0.0f32; cols];
+        let mut sums8 = vec![0.0f64; cols];
+        let times = {
+            let mut runs: Vec<Timed<'_>> = vec![
+                (
+                    &data,
+                    Box::new(|b: &mut [f32]| {
+                        black_box(sum_only(b));
+                    }),
+                ),
+                (
+                    &data,
+                    Box::new(|b: &mut [f32]| {
+                        sums.fill(0.0);
+                        // SAFETY: avx2 support was asserted at the top of this function.
+                        unsafe { columns_block16_avx2(b, cols, &mut scratch, &mut sums) };
+                        black_box(&sums);
+                    }),
+                ),
+                (
+                    &data,
+                    Box::new(|b: &mut [f32]| {
+                        sums8.fill(0.0);
+                        // SAFETY: avx2 support was asserted at the top of this function.
+                        unsafe { columns_block32_avx2(b, cols, &mut scratch8, &mut sums8) };
+                        black_box(&sums8);
+                    }),
+                ),
+            ];
+            median_times(&mut runs, &mut buffer, samples_for(case.len()))
+        };
+        let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        out(format!(
+            "| {} | {} | {} | {:.0}% | {} | {:.0}% |",
+            case.label(),
+            fmt_ms(ms[0]),
+            fmt_ms(ms[1]),
+            100.0 * ms[0] / ms[1],
+            fmt_ms(ms[2]),
+            100.0 * ms[0] / ms[2],
+        ));
+    }
+    lines
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().is_some_and(|a| a == "--profile") {
+        return profile(&args[1..]);
+    }
+    if args.first().is_some_and(|a| a == "--proto") {
+        proto(&args[1..]);
+        return;
+    }
+    if args.first().is_some_and(|a| a == "--passes") {
+        passes(&args[1..]);
+        return;
+    }
+    // Any other argument filters the shapes by label.
+    let filters: Vec<String> = args.into_iter().filter(|a| !a.starts_with("--")).collect();
+    let tiers: Vec<Tier> = Tier::ALL.into_iter().filter(|t| t.is_supported()).collect();
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let two = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let header = [
+        "| shape, axis | tier | threads | probe ms (12 B/el) | over-bound ms | GB/s | % of probe | sum probe ms (4 B/el) | compliant ms | GB/s (4 B/el) | % of sum probe |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|---|---|".to_string(),
+    ];
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_string());
+    let machine =
+        format!(
+        "{}, {cores} cores; tiers run: {}; default tier {}; normclip_core::thread_count() = {}; \
+         load average at start {load}",
+        cpu_model(),
+        tiers.iter().map(|t| t.name()).collect::<Vec<_>>().join(", "),
+        Tier::active().name(),
+        normclip_core::thread_count(),
+    );
+    println!("{machine}");
+    for line in &header {
+        println!("{line}");
+    }
+    let mut rows = Vec::new();
+    for case in CASES {
+        if !filters.is_empty() && !filters.iter().any(|f| case.label().contains(f.as_str())) {
+            continue;
+        }
+        for &tier in &tiers {
+            let row = measure(case, tier, &one);
+            println!("{}", row.markdown());
+            rows.push(row);
+        }
+        if case.len() >= 1 << 20 && cores > 1 {
+            let row = measure(case, Tier::active(), &two);
+            println!("{}", row.markdown());
+            rows.push(row);
+        }
+    }
+    if !filters.is_empty() {
+        return; // a partial run does not overwrite the committed table
+    }
+    // Where the time goes on the in-cache shapes: each pass on its own, and the proposed column
+    // accumulation (32-row blocks) on the wide axis-0 shapes.
+    let small: Vec<String> = CASES
+        .iter()
+        .filter(|c| c.len() < 1 << 20)
+        .map(|c| c.label())
+        .collect();
+    let wide_columns: Vec<String> = CASES
+        .iter()
+        .filter(|c| !c.all && c.axes.first() == Some(&0) && *c.shape.last().unwrap() >= 32)
+        .map(|c| c.label())
+        .collect();
+    let (pass_lines, proto_lines) = if Tier::Avx2.is_supported() {
+        println!();
+        let p = passes(&small);
+        println!();
+        (p, proto(&wide_columns))
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut md = String::from("# `cargo bench -p normclip-core` results\n\n");
+    md += &format!("{machine}  \n");
+    md += "MaxNorm in place, median ms per call (buffer refreshed before each call, untimed; \
+           probe, over-bound, compliant and sum probe interleaved call by call, so a noisy \
+           neighbour hits them alike: compare ratios, not absolute times).\n\n";
+    for line in &header {
+        md += line;
+        md.push('\n');
+    }
+    for row in &rows {
+        md += &row.markdown();
+        md.push('\n');
+    }
+    md +=
+        "\n- probe: a plain Rust sum-of-squares pass plus an in-place scale pass over a buffer of \
+           the same size, compiled for the same tier, same run (12 B/element).\n\
+           - over-bound: MaxNorm(2), every slice norm 4: every element rewritten (12 B/element).\n\
+           - compliant: MaxNorm(3), every slice norm 2.5: factors exactly 1.0, nothing written \
+           (4 B/element), compared with the probe's sum pass alone (\"sum probe\", same tier).\n\
+           - threads 1: inside a 1-thread rayon pool; threads 2: a 2-thread pool (the probe \
+           splits the buffer in halves with `rayon::join`).\n";
+    if !pass_lines.is_empty() {
+        md += "\n## Each pass on its own (avx2, 1 thread, same data)\n\n";
+        md += &pass_lines.join("\n");
+        md += "\n\n## Column norm pass: today (f32 partials over 16-row blocks) vs proposed (32-row blocks)\n\n";
+        md += &proto_lines.join("\n");
+        md.push('\n');
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/CARGO-BENCH.md");
+    std::fs::write(path, md).expect("write bench/CARGO-BENCH.md");
+    println!("\nwritten to bench/CARGO-BENCH.md");
+}

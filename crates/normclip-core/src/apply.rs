@@ -118,13 +118,27 @@ impl Constraint {
         values: &mut [T],
     ) {
         let rule = SliceRule::<T>::new(self).expect("norm constraint");
-        slice_sums(data, plan, kernels, sums);
-        for (value, &sum) in values.iter_mut().zip(sums.iter()) {
-            *value = rule_value(&rule, sum);
+        slice_sums(data, plan, kernels, sums, rule.needs_exact_small_norms());
+        // Slices whose exact norm is beyond the element range get their value in f64, applied by
+        // a scalar pass; the SIMD pass skips them (value ONE).
+        let mut wide: Vec<(usize, f64)> = Vec::new();
+        for (slice, (value, &sum)) in values.iter_mut().zip(sums.iter()).enumerate() {
+            let norm64 = sum.sqrt();
+            let norm = T::from_f64(norm64);
+            if norm.is_infinite() && norm64.is_finite() {
+                wide.push((slice, rule.value_wide(norm64)));
+                *value = T::ONE;
+            } else {
+                *value = rule.value(norm);
+            }
         }
-        match rule.op() {
-            SliceOp::Multiply => scale(data, plan, values, kernels, Which::Multiply),
-            SliceOp::Divide => scale(data, plan, values, kernels, Which::Divide),
+        let which = match rule.op() {
+            SliceOp::Multiply => Which::Multiply,
+            SliceOp::Divide => Which::Divide,
+        };
+        scale(data, plan, values, kernels, which);
+        if !wide.is_empty() {
+            scale_wide(data, plan, &wide, which);
         }
     }
 }
@@ -144,25 +158,26 @@ pub fn norms_with_tier<T: Element>(
     check_length(data.len(), shape)?;
     let plan = Plan::new(shape, axes)?;
     let mut sums = vec![0.0f64; plan.slices];
-    slice_sums(data, &plan, &Kernels::for_tier(tier)?, &mut sums);
+    slice_sums(data, &plan, &Kernels::for_tier(tier)?, &mut sums, true);
     Ok(Norms {
         values: sums.iter().map(|&s| T::from_f64(s.sqrt())).collect(),
         shape: norms_shape(shape, plan.reduced),
     })
 }
 
-fn rule_value<T: Element>(rule: &SliceRule<T>, sum: f64) -> T {
-    let norm64 = sum.sqrt();
-    let norm = T::from_f64(norm64);
-    if norm.is_infinite() && norm64.is_finite() {
-        rule.value_wide(norm64)
-    } else {
-        rule.value(norm)
-    }
-}
+/// Below this a float32 sum of squares may have lost bits to underflow (squares of |x| < 1e-19
+/// are denormal or zero in f32): such slices are summed again with f64 squares.
+const TINY_SUM: f64 = 8.077935669463161e-28; // 2^-90
 
-/// Sums of squares of every slice, in f64, into `sums` (zeroed, one per slice).
-fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>, sums: &mut [f64]) {
+/// Sums of squares of every slice, in f64, into `sums` (zeroed, one per slice). With
+/// `recheck_zero`, zero sums are double-checked too (a tiny slice's squares may all underflow).
+fn slice_sums<T: Element>(
+    data: &[T],
+    plan: &Plan,
+    kernels: &Kernels<T>,
+    sums: &mut [f64],
+    recheck_zero: bool,
+) {
     let group_len = plan.group_len();
     let per_group = plan.slices_per_group();
     for group in 0..plan.groups() {
@@ -174,41 +189,74 @@ fn slice_sums<T: Element>(data: &[T], plan: &Plan, kernels: &Kernels<T>, sums: &
             Inner::Runs { runs, run_len } => run_sums(block, runs, run_len, out, kernels),
         }
     }
-    if T::SQUARES_CAN_OVERFLOW && sums.contains(&f64::INFINITY) {
-        recheck_overflowed(data, plan, sums);
+    let suspect =
+        |sum: f64| sum == f64::INFINITY || (sum < TINY_SUM && (sum > 0.0 || recheck_zero));
+    if T::SQUARES_CAN_OVERFLOW && sums.iter().any(|&sum| suspect(sum)) {
+        recheck_in_f64(data, plan, sums, suspect);
     }
 }
 
-/// Squares beyond f32::MAX made some sums infinite. Keras' float32 sum overflows too: MaxNorm and
-/// UnitNorm then return zeros for the slice and MinMaxNorm NaN (0 · inf). The exact norm is finite
-/// unless an element is infinite, so we recompute those sums with f64 squares and scale by the
-/// true norm instead — the one place where we deliberately differ from Keras.
-fn recheck_overflowed<T: Element>(data: &[T], plan: &Plan, sums: &mut [f64]) {
+/// Float32 squares overflowed (|x| > 1.8e19) or underflowed (|x| < 1e-19) in some slices. Keras'
+/// float32 sum does the same: on overflow MaxNorm and UnitNorm then return zeros for the slice and
+/// MinMaxNorm NaN (0 · inf); on underflow the norm loses bits. The exact norm is finite unless an
+/// element is infinite, so we recompute those sums with f64 squares and scale by the true norm —
+/// the one place where we deliberately differ from Keras.
+fn recheck_in_f64<T: Element>(
+    data: &[T],
+    plan: &Plan,
+    sums: &mut [f64],
+    suspect: impl Fn(f64) -> bool,
+) {
     let mut exact = vec![0.0f64; plan.slices];
-    let group_len = plan.group_len();
-    for group in 0..plan.groups() {
-        let block = &data[group * group_len..(group + 1) * group_len];
-        let base = plan.group_base(group);
-        match plan.inner {
-            Inner::Columns { cols, .. } => {
-                for row in block.chunks_exact(cols) {
-                    for (c, &x) in row.iter().enumerate() {
-                        exact[base + c] += x.to_f64() * x.to_f64();
-                    }
-                }
-            }
-            Inner::Runs { run_len, .. } => {
-                for (j, run) in block.chunks_exact(run_len).enumerate() {
-                    exact[base + j] += run.iter().map(|&x| x.to_f64() * x.to_f64()).sum::<f64>();
-                }
-            }
-        }
-    }
+    for_each_element(data.len(), plan, |index, slice| {
+        exact[slice] += data[index].to_f64() * data[index].to_f64()
+    });
     for (sum, exact) in sums.iter_mut().zip(exact) {
-        if *sum == f64::INFINITY {
+        if suspect(*sum) {
             *sum = exact;
         }
     }
+}
+
+/// Calls `f(index, slice)` for every element, in memory order: the slow, general walk.
+fn for_each_element(len: usize, plan: &Plan, mut f: impl FnMut(usize, usize)) {
+    let group_len = plan.group_len();
+    if len == 0 || group_len == 0 {
+        return;
+    }
+    for group in 0..plan.groups() {
+        let base = plan.group_base(group);
+        let start = group * group_len;
+        match plan.inner {
+            Inner::Columns { cols, .. } => {
+                for offset in 0..group_len {
+                    f(start + offset, base + offset % cols);
+                }
+            }
+            Inner::Runs { run_len, .. } => {
+                for offset in 0..group_len {
+                    f(start + offset, base + offset / run_len);
+                }
+            }
+        }
+    }
+}
+
+/// Applies f64 values to the slices whose norm is beyond the element range, element by element.
+fn scale_wide<T: Element>(data: &mut [T], plan: &Plan, wide: &[(usize, f64)], which: Which) {
+    let mut by_slice = vec![None; plan.slices];
+    for &(slice, value) in wide {
+        by_slice[slice] = Some(value);
+    }
+    for_each_element(data.len(), plan, |index, slice| {
+        if let Some(value) = by_slice[slice] {
+            let x = data[index].to_f64();
+            data[index] = T::from_f64(match which {
+                Which::Multiply => x * value,
+                Which::Divide => x / value,
+            });
+        }
+    });
 }
 
 fn narrow_period(cols: usize) -> Option<usize> {

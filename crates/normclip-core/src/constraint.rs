@@ -281,7 +281,8 @@ impl<T: Element> SliceRule<T> {
             }
             (Mode::Keras, RuleKind::Unit) => self.epsilon + norm,
             (Mode::Projection, RuleKind::Unit) => {
-                if norm > T::ZERO {
+                // NaN divides the slice into NaN, as every other constraint turns it.
+                if norm > T::ZERO || norm.is_nan() {
                     norm
                 } else {
                     T::ONE
@@ -295,34 +296,47 @@ impl<T: Element> SliceRule<T> {
                 } else {
                     return if norm.is_nan() { norm } else { T::ONE };
                 };
-                (self.rate * bound + self.one_minus_rate * norm) / norm
+                // With rate 1 the target is the bound itself: writing it so keeps an infinite norm
+                // at a factor of 0 (as Keras mode does) instead of 0 · inf = NaN.
+                let desired = if self.rate == T::ONE {
+                    bound
+                } else {
+                    self.rate * bound + self.one_minus_rate * norm
+                };
+                desired / norm
             }
         }
     }
 
-    /// The same formula in f64, for a norm too large for the element type (its squares
-    /// overflowed f32 although the exact norm is finite).
-    pub(crate) fn value_wide(&self, norm: f64) -> T {
+    /// Whether a zero norm must be told apart from a tiny one (its f32 squares underflowed): only
+    /// when the rule scales small slices up, i.e. projection onto a sphere or shell.
+    pub(crate) fn needs_exact_small_norms(&self) -> bool {
+        self.mode == Mode::Projection && (matches!(self.kind, RuleKind::Unit) || self.min64 > 0.0)
+    }
+
+    /// The slice's value (factor or divisor) in f64, for a norm too large for the element type:
+    /// its squares overflowed f32 although the exact norm is finite. The caller applies it in f64.
+    pub(crate) fn value_wide(&self, norm: f64) -> f64 {
         let clip64 = |n: f64, lo: f64, hi: f64| n.max(lo).min(hi);
-        let value = match (self.mode, self.kind) {
+        match (self.mode, self.kind) {
             (Mode::Keras, RuleKind::Max) => clip64(norm, 0.0, self.max64) / (self.epsilon64 + norm),
             (Mode::Keras, RuleKind::MinMax) => {
                 (self.rate64 * clip64(norm, self.min64, self.max64) + (1.0 - self.rate64) * norm)
                     / (self.epsilon64 + norm)
             }
-            // The divisor itself; beyond f32::MAX it rounds to infinity and the slice to zeros.
             (Mode::Keras, RuleKind::Unit) => self.epsilon64 + norm,
             (Mode::Projection, RuleKind::Unit) => norm,
             (Mode::Projection, _) => {
-                let bound = if norm > self.max64 {
-                    self.max64
+                if norm <= self.max64 {
+                    return 1.0;
+                }
+                if self.rate64 == 1.0 {
+                    self.max64 / norm
                 } else {
-                    return T::ONE;
-                };
-                (self.rate64 * bound + (1.0 - self.rate64) * norm) / norm
+                    (self.rate64 * self.max64 + (1.0 - self.rate64) * norm) / norm
+                }
             }
-        };
-        T::from_f64(value)
+        }
     }
 }
 

@@ -1,0 +1,137 @@
+//! Large tensors: norm accuracy over millions of elements, and results that do not depend on the
+//! number of threads (the reduction is cut into parts that depend on the shape only).
+
+use super::common::*;
+use normclip_core::apply::{norms, norms_with_tier};
+use normclip_core::{Axes, Constraint};
+
+fn axis(list: &[i64]) -> Axes {
+    Axes::List(list.to_vec())
+}
+
+/// Norms of every tier within 1e-6 relative (and one ulp) of the f64 reference, all tiers alike.
+fn check_norms(data: &[f32], shape: &[usize], axes: &Axes) {
+    let w = walk(shape, axes);
+    let reference = reference_norms(data, &w);
+    let mut first: Option<Vec<f32>> = None;
+    for tier in supported_tiers() {
+        let n = norms_with_tier(data, shape, axes, tier).unwrap();
+        for (s, (&got, &exact)) in n.values.iter().zip(&reference).enumerate() {
+            let what = format!("{shape:?} {axes:?} {tier:?} slice {s}");
+            assert_norm_close(got as f64, exact, 1e-6, &what);
+            assert!(ulps(got, exact as f32) <= 1, "{what}: {got} vs {exact}");
+        }
+        match &first {
+            None => first = Some(n.values),
+            Some(f) => assert_bits(&n.values, f, &format!("{shape:?} norms {tier:?}")),
+        }
+    }
+}
+
+#[test]
+fn one_norm_over_16m_elements() {
+    let mut rng = Rng::new(21);
+    let data = normal_f32(&mut rng, 1 << 24, 1.0);
+    check_norms(&data, &[1 << 24], &Axes::All);
+    // A single f32 accumulator would be off by ~1e-2 here; a biased stream (all positive) is the
+    // hard case for it.
+    let positive: Vec<f32> = data.iter().map(|x| x.abs() + 0.5).collect();
+    check_norms(&positive, &[1 << 24], &Axes::All);
+}
+
+#[test]
+fn column_norms_of_4096x4096() {
+    let mut rng = Rng::new(22);
+    let data = normal_f32(&mut rng, 4096 * 4096, 0.05);
+    check_norms(&data, &[4096, 4096], &axis(&[0]));
+    check_norms(&data, &[4096, 4096], &axis(&[-1]));
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let mut rng = Rng::new(23);
+    let cases: Vec<(Vec<usize>, Axes)> = vec![
+        (vec![2048, 1024], axis(&[0])),
+        (vec![1024, 2048], axis(&[-1])),
+        (vec![1 << 24], Axes::All),
+        (vec![64, 64, 64, 8], axis(&[0, 2])),
+        (vec![200_000, 10], axis(&[0])), // narrow rows
+    ];
+    let pools: Vec<rayon::ThreadPool> = (1..=3)
+        .map(|k| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(k)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for (shape, axes) in cases {
+        let len: usize = shape.iter().product();
+        let w = walk(&shape, &axes);
+        // Scale so that every slice is over the bound (every element is rewritten).
+        let scale = 4.0 / (w.slice_len as f64).sqrt();
+        let data = normal_f32(&mut rng, len, scale);
+        let specs = [
+            Spec::max_norm(2.0),
+            Spec::unit(),
+            Spec::min_max(0.5, 1.5, 0.5),
+        ];
+        for spec in specs {
+            let c = spec.constraint(axes.clone());
+            let mut results: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
+            for pool in &pools {
+                results.push(pool.install(|| {
+                    let mut out = data.clone();
+                    c.apply_in_place(&mut out, &shape).unwrap();
+                    (out, norms(&data, &shape, &axes).unwrap().values)
+                }));
+            }
+            let what = format!("{shape:?} {axes:?} {spec:?}");
+            for (k, (out, n)) in results.iter().enumerate().skip(1) {
+                assert_bits(
+                    n,
+                    &results[0].1,
+                    &format!("{what}: norms, {} threads", k + 1),
+                );
+                assert_bits(
+                    out,
+                    &results[0].0,
+                    &format!("{what}: output, {} threads", k + 1),
+                );
+            }
+            // And the result is right: the formula from those norms, bit for bit.
+            let (out, crate_norms) = &results[0];
+            let ops: Vec<Op<f32>> = crate_norms
+                .iter()
+                .map(|&n| reference_op_elem(&spec, n))
+                .collect();
+            for (i, (&x, &s)) in data.iter().zip(&w.slice_of).enumerate() {
+                let expected = ops[s as usize].apply(x);
+                assert_eq!(out[i].to_bits(), expected.to_bits(), "{what}: element {i}");
+            }
+        }
+        // Norms within 1e-6 of the reference.
+        let reference = reference_norms(&data, &w);
+        let n = norms(&data, &shape, &axes).unwrap();
+        for (s, (&got, &exact)) in n.values.iter().zip(&reference).enumerate() {
+            assert_norm_close(got as f64, exact, 1e-6, &format!("{shape:?} slice {s}"));
+        }
+    }
+    // NonNeg over a large buffer, split into tasks: the same with any pool.
+    let data = normal_f32(&mut rng, 3 << 20, 1.0);
+    let outs: Vec<Vec<f32>> = pools
+        .iter()
+        .map(|pool| {
+            pool.install(|| {
+                let mut out = data.clone();
+                Constraint::NonNeg
+                    .apply_in_place(&mut out, &[3 << 20])
+                    .unwrap();
+                out
+            })
+        })
+        .collect();
+    assert_bits(&outs[0], &reference_non_neg(&data), "NonNeg 3M");
+    assert_bits(&outs[1], &outs[0], "NonNeg 3M, 2 threads");
+    assert_bits(&outs[2], &outs[0], "NonNeg 3M, 3 threads");
+}
