@@ -89,7 +89,7 @@ impl Constraint {
             Prepared::Norm(plan) => {
                 // Small tensors keep their per-slice buffers on the stack: on a 16-element call
                 // two heap allocations cost more than the arithmetic.
-                const ON_STACK: usize = 32;
+                const ON_STACK: usize = 64;
                 if plan.slices <= ON_STACK {
                     let mut sums = [0.0f64; ON_STACK];
                     let mut values = [T::ZERO; ON_STACK];
@@ -287,34 +287,17 @@ fn column_sums<T: Element>(
     kernels: &Kernels<T>,
 ) {
     let parts = reduction_parts(block.len());
-    let rows_per_part = rows.div_ceil(parts).max(1);
     let period = narrow_period(cols);
-    let part_sums = |part: &[T]| -> Vec<f64> {
-        match period {
-            Some(period) => {
-                let mut scratch = vec![T::ZERO; period];
-                let mut lanes = vec![0.0f64; period];
-                (kernels.accumulate_narrow)(part, period, &mut scratch, &mut lanes);
-                let mut folded = vec![0.0f64; cols];
-                for (j, lane) in lanes.iter().enumerate() {
-                    folded[j % cols] += lane;
-                }
-                folded
-            }
-            None => {
-                let mut scratch = vec![T::ZERO; cols];
-                let mut sums = vec![0.0f64; cols];
-                (kernels.accumulate_columns)(part, cols, &mut scratch, &mut sums);
-                sums
-            }
-        }
-    };
     if parts == 1 {
-        for (sum, part) in out.iter_mut().zip(part_sums(block)) {
-            *sum += part;
-        }
+        add_column_sums(block, cols, period, out, kernels);
         return;
     }
+    let rows_per_part = rows.div_ceil(parts).max(1);
+    let part_sums = |part: &[T]| -> Vec<f64> {
+        let mut sums = vec![0.0f64; cols];
+        add_column_sums(part, cols, period, &mut sums, kernels);
+        sums
+    };
     let partials: Vec<Vec<f64>> = if use_threads(block.len()) {
         block
             .par_chunks(rows_per_part * cols)
@@ -326,6 +309,42 @@ fn column_sums<T: Element>(
     for partial in partials {
         for (sum, part) in out.iter_mut().zip(partial) {
             *sum += part;
+        }
+    }
+}
+
+/// Scratch up to this many elements lives on the stack (small tensors: no allocation per call).
+const STACK_SCRATCH: usize = 512;
+
+/// Adds the column sums of squares of `block` into `sums` (`cols`).
+fn add_column_sums<T: Element>(
+    block: &[T],
+    cols: usize,
+    period: Option<usize>,
+    sums: &mut [f64],
+    kernels: &Kernels<T>,
+) {
+    match period {
+        Some(period) => {
+            let mut scratch = [T::ZERO; STACK_SCRATCH];
+            let mut lanes = [0.0f64; STACK_SCRATCH];
+            (kernels.accumulate_narrow)(
+                block,
+                period,
+                &mut scratch[..period],
+                &mut lanes[..period],
+            );
+            for (j, lane) in lanes[..period].iter().enumerate() {
+                sums[j % cols] += lane;
+            }
+        }
+        None if cols <= STACK_SCRATCH => {
+            let mut scratch = [T::ZERO; STACK_SCRATCH];
+            (kernels.accumulate_columns)(block, cols, &mut scratch[..cols], sums);
+        }
+        None => {
+            let mut scratch = vec![T::ZERO; cols];
+            (kernels.accumulate_columns)(block, cols, &mut scratch, sums);
         }
     }
 }

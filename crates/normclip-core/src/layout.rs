@@ -148,8 +148,16 @@ impl Plan {
             .expect("at most the element count, which did not overflow");
         let slice_len = len.checked_div(slices).unwrap_or(0);
 
-        // Merge on the stack: most tensors end up with no outer axes, so `outer` never allocates.
-        let mut merged = [(0usize, false); MAX_RANK];
+        // Merge on the stack for the usual ranks: most tensors end up with no outer axes, so
+        // `outer` never allocates.
+        let mut on_stack = [(0usize, false); 16];
+        let mut on_heap = Vec::new();
+        let merged: &mut [(usize, bool)] = if shape.len() <= on_stack.len() {
+            &mut on_stack
+        } else {
+            on_heap.resize(shape.len(), (0, false));
+            &mut on_heap
+        };
         let mut count = 0;
         for (i, &dim) in shape.iter().enumerate() {
             let r = reduced >> i & 1 == 1;
