@@ -10,8 +10,7 @@
 //!   size (12 B/element), compiled for the same tier, refreshed and timed the same way; the
 //!   compliant case is compared with the probe's sum pass alone (4 B/element).
 //!
-//! Extra modes: `--passes LABEL...` (each pass on its own), `--proto LABEL...` (the column norm
-//! pass today vs 32-row blocks), `--profile LABEL [over|compliant|probe]
+//! Extra modes: `--passes LABEL...` (each pass on its own), `--profile LABEL [over|compliant|probe]
 //! [tier]` (a loop for perf/callgrind; `PROFILE_CALLS` sets the call count).
 //!
 //! Single thread: everything runs inside a 1-thread rayon pool (the crate fans out only when the
@@ -580,142 +579,6 @@ fn passes(labels: &[String]) -> Vec<String> {
     lines
 }
 
-/// The crate's column accumulation as it is today (f32 partials over blocks of 16 rows, flushed
-/// into f64), copied here to compare with the proposed variant on the same data.
-#[inline(always)]
-fn columns_block16(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
-    let scratch = &mut scratch[..cols];
-    let sums = &mut sums[..cols];
-    for rows in block.chunks(16 * cols) {
-        scratch.fill(0.0);
-        let mut quads = rows.chunks_exact(4 * cols);
-        for quad in &mut quads {
-            let (r0, rest) = quad.split_at(cols);
-            let (r1, rest) = rest.split_at(cols);
-            let (r2, r3) = rest.split_at(cols);
-            for c in 0..cols {
-                scratch[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
-            }
-        }
-        for row in quads.remainder().chunks_exact(cols) {
-            for c in 0..cols {
-                scratch[c] += row[c] * row[c];
-            }
-        }
-        for c in 0..cols {
-            sums[c] += scratch[c] as f64;
-        }
-    }
-}
-
-/// Proposed: blocks of 32 rows (half the flushes into f64 and scratch refills). A 32-term f32
-/// partial keeps the norm's worst-case relative error near 31 u / 2 ~ 9e-7.
-#[inline(always)]
-fn columns_block32(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
-    let scratch = &mut scratch[..cols];
-    let sums = &mut sums[..cols];
-    for rows in block.chunks(32 * cols) {
-        scratch.fill(0.0);
-        let mut quads = rows.chunks_exact(4 * cols);
-        for quad in &mut quads {
-            let (r0, rest) = quad.split_at(cols);
-            let (r1, rest) = rest.split_at(cols);
-            let (r2, r3) = rest.split_at(cols);
-            for c in 0..cols {
-                scratch[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
-            }
-        }
-        for row in quads.remainder().chunks_exact(cols) {
-            for c in 0..cols {
-                scratch[c] += row[c] * row[c];
-            }
-        }
-        for c in 0..cols {
-            sums[c] += scratch[c] as f64;
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn columns_block16_avx2(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
-    columns_block16(block, cols, scratch, sums)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn columns_block32_avx2(block: &[f32], cols: usize, scratch: &mut [f32], sums: &mut [f64]) {
-    columns_block32(block, cols, scratch, sums)
-}
-
-/// `kernels --proto LABEL...`: the column norm pass today (16-row blocks) vs 32-row blocks
-/// (AVX2, one thread, axis-0 shapes only), against the probe's sum pass.
-fn proto(labels: &[String]) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut out = |line: String| {
-        println!("{line}");
-        lines.push(line);
-    };
-    assert!(Tier::Avx2.is_supported(), "--proto measures the avx2 tier");
-    out(
-        "| shape, axis | probe sum ms | 16-row blocks (today) ms | % | 32-row blocks ms | % |"
-            .to_string(),
-    );
-    out("|---|---|---|---|---|---|".to_string());
-    for case in CASES
-        .iter()
-        .filter(|c| labels.iter().any(|l| c.label().contains(l.as_str())))
-    {
-        let cols = *case.shape.last().unwrap();
-        let data = data_with_norm(case, 4.0);
-        let mut buffer = data.clone();
-        let mut scratch = vec![0.0f32; cols];
-        let mut sums = vec![0.0f64; cols];
-        let mut scratch8 = vec![0.0f32; cols];
-        let mut sums8 = vec![0.0f64; cols];
-        let times = {
-            let mut runs: Vec<Timed<'_>> = vec![
-                (
-                    &data,
-                    Box::new(|b: &mut [f32]| {
-                        black_box(sum_only(b));
-                    }),
-                ),
-                (
-                    &data,
-                    Box::new(|b: &mut [f32]| {
-                        sums.fill(0.0);
-                        // SAFETY: avx2 support was asserted at the top of this function.
-                        unsafe { columns_block16_avx2(b, cols, &mut scratch, &mut sums) };
-                        black_box(&sums);
-                    }),
-                ),
-                (
-                    &data,
-                    Box::new(|b: &mut [f32]| {
-                        sums8.fill(0.0);
-                        // SAFETY: avx2 support was asserted at the top of this function.
-                        unsafe { columns_block32_avx2(b, cols, &mut scratch8, &mut sums8) };
-                        black_box(&sums8);
-                    }),
-                ),
-            ];
-            median_times(&mut runs, &mut buffer, samples_for(case.len()))
-        };
-        let ms: Vec<f64> = times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
-        out(format!(
-            "| {} | {} | {} | {:.0}% | {} | {:.0}% |",
-            case.label(),
-            fmt_ms(ms[0]),
-            fmt_ms(ms[1]),
-            100.0 * ms[0] / ms[1],
-            fmt_ms(ms[2]),
-            100.0 * ms[0] / ms[2],
-        ));
-    }
-    lines
-}
-
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -723,10 +586,6 @@ fn main() {
         .collect();
     if args.first().is_some_and(|a| a == "--profile") {
         return profile(&args[1..]);
-    }
-    if args.first().is_some_and(|a| a == "--proto") {
-        proto(&args[1..]);
-        return;
     }
     if args.first().is_some_and(|a| a == "--passes") {
         passes(&args[1..]);
@@ -783,25 +642,17 @@ fn main() {
     if !filters.is_empty() {
         return; // a partial run does not overwrite the committed table
     }
-    // Where the time goes on the in-cache shapes: each pass on its own, and the proposed column
-    // accumulation (32-row blocks) on the wide axis-0 shapes.
+    // Where the time goes on the in-cache shapes: each pass on its own.
     let small: Vec<String> = CASES
         .iter()
         .filter(|c| c.len() < 1 << 20)
         .map(|c| c.label())
         .collect();
-    let wide_columns: Vec<String> = CASES
-        .iter()
-        .filter(|c| !c.all && c.axes.first() == Some(&0) && *c.shape.last().unwrap() >= 32)
-        .map(|c| c.label())
-        .collect();
-    let (pass_lines, proto_lines) = if Tier::Avx2.is_supported() {
+    let pass_lines = if Tier::Avx2.is_supported() {
         println!();
-        let p = passes(&small);
-        println!();
-        (p, proto(&wide_columns))
+        passes(&small)
     } else {
-        (Vec::new(), Vec::new())
+        Vec::new()
     };
     let mut md = String::from("# `cargo bench -p normclip-core` results\n\n");
     md += &format!("{machine}  \n");
@@ -827,8 +678,6 @@ fn main() {
     if !pass_lines.is_empty() {
         md += "\n## Each pass on its own (avx2, 1 thread, same data)\n\n";
         md += &pass_lines.join("\n");
-        md += "\n\n## Column norm pass: today (f32 partials over 16-row blocks) vs proposed (32-row blocks)\n\n";
-        md += &proto_lines.join("\n");
         md.push('\n');
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bench/CARGO-BENCH.md");
