@@ -117,6 +117,22 @@ describe.skipIf(!status.available)(`on tfjs-node (${describeTfjsNode(status)})`,
       expectClose(result.dataSync(), onCpu)
     })
 
+    it('never writes into its input, whether tfjs-node hands out a fresh copy or the JS values', () => {
+      // A tensor made from JS values keeps them (dataSync returns that very array); one computed
+      // by TensorFlow is copied out on every dataSync. normclip writes into the data only in the
+      // second case, and must leave both inputs unchanged.
+      const fromValues = tf.tensor2d([3, 0, 4, 1], [2, 2])
+      const computed = tf.mul(fromValues, 2)
+      for (const [input, values] of [[fromValues, [3, 0, 4, 1]], [computed, [6, 0, 8, 2]]] as const) {
+        const result = new MaxNorm({ maxValue: 1 }).apply(input)
+        expectClose(input.dataSync(), values)
+        expectClose(result.dataSync(), [0.6, 0, 0.8, 1])
+        result.dispose()
+      }
+      computed.dispose()
+      fromValues.dispose()
+    })
+
     it('matches the Keras golden values (MaxNorm(2) on 3×4 columns [0,0,0], [1,0,0], [3,0,0], [3,3,3])', () => {
       const w = tf.tensor2d([0, 1, 3, 3, 0, 0, 0, 3, 0, 0, 0, 3], [3, 4])
       const s = 2 / Math.sqrt(3)

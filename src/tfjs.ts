@@ -133,7 +133,32 @@ export function isVariable(value: unknown): value is Variable {
  */
 export function ownedFloat32Data(tensor: Tensor, argument: string): Float32Array {
   checkFloat32(tensor, argument)
-  return (tensor.dataSync() as Float32Array).slice()
+  const data = tensor.dataSync() as Float32Array
+  return dataSyncIsFresh(tensor) ? data : data.slice()
+}
+
+/**
+ * Whether `tensor.dataSync()` hands out a fresh array (so the core may write into it) rather than
+ * storage the backend keeps: wasm always copies out of its heap; tfjs-node copies out of
+ * TensorFlow unless the tensor still holds the JS values it was made from. The cpu backend, and
+ * anything unrecognised, share their storage: the caller then copies. Reads backend internals
+ * defensively: any surprise answers "not fresh".
+ */
+export function dataSyncIsFresh(tensor: Tensor): boolean {
+  const tf = requireTfjs('reading a tensor')
+  const backend = tf.backend() as unknown as { tensorMap?: { get(dataId: object): { values?: unknown } | undefined } }
+  const engine = tf.engine() as unknown as { state?: { tensorInfo?: { get(dataId: object): { backend?: unknown } | undefined } } }
+  if (engine.state?.tensorInfo?.get(tensor.dataId)?.backend !== backend) return false
+  switch (tf.getBackend()) {
+    case 'wasm':
+      return true
+    case 'tensorflow': {
+      const info = backend.tensorMap?.get(tensor.dataId)
+      return info !== undefined && info.values == null
+    }
+    default:
+      return false
+  }
 }
 
 /** `ownedFloat32Data` without blocking: `dataAsync` waits for GPU backends without stalling the thread. */

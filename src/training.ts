@@ -42,7 +42,7 @@
 import type * as Tf from '@tensorflow/tfjs'
 import { applyBatch, type NativeBatchItem, type NativeConstraint } from './native/index.js'
 import { nativeConstraintOf } from './constraints'
-import { requireTfjs, type TfModule } from './tfjs'
+import { dataSyncIsFresh, requireTfjs, type TfModule } from './tfjs'
 
 /** What {@link applyConstraints} accepts: a model (any `tf.LayersModel` is a layer), a layer, or a list of layers. */
 export type ConstraintTarget = Tf.layers.Layer | readonly Tf.layers.Layer[]
@@ -321,6 +321,14 @@ function variableOf(weight: Tf.LayerVariable): Tf.Variable {
 }
 
 function readIntoOwnBuffer(weight: NativeWeight): void {
+  const data = weight.variable.dataSync() as Float32Array
+  if (dataSyncIsFresh(weight.variable)) {
+    // tfjs-node and wasm copied the data out for us: the core may write into that copy.
+    weight.buffer = data
+    weight.batchItem.array = data
+    weight.written = undefined
+    return
+  }
   if (weight.written !== undefined && !isFreed(weight.written)) {
     weight.buffer = new Float32Array(weight.buffer.length)
     weight.batchItem.array = weight.buffer
@@ -328,7 +336,7 @@ function readIntoOwnBuffer(weight: NativeWeight): void {
   weight.written = undefined
   // On the cpu backend dataSync returns the variable's storage itself: copying it is what lets
   // the core write without touching data other tensors may share.
-  weight.buffer.set(weight.variable.dataSync() as Float32Array)
+  weight.buffer.set(data)
 }
 
 function writeBack(tf: TfModule, backend: Tf.KernelBackend, weight: NativeWeight): void {
