@@ -54,9 +54,6 @@ export declare function applyBatch(items: NativeBatchItem[]): void
  */
 export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
 
-/** `NativeConstraint.applyInPlace` through a handle from `createConstraintHandle`. */
-export declare function applyInPlaceWithHandle(handle: ExternalObject<'NativeConstraintHandle'>, array: Float32Array | Float64Array, shape: number[]): void
-
 /**
  * Benchmark reference: one sum-of-squares pass plus one in-place scale pass over `array`
  * (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
@@ -69,12 +66,6 @@ export declare function bandwidthProbe(array: Float32Array, factor: number): num
  * Apply it with `applyBound(bound, array)`.
  */
 export declare function createBoundConstraint(spec: NativeConstraintSpec, shape: number[]): ExternalObject<'NativeBoundConstraint'>
-
-/**
- * A constraint as an opaque handle for the hot path: calls through it skip the per-call
- * bookkeeping napi-rs does for class receivers (~0.6 µs), which dominates on small tensors.
- */
-export declare function createConstraintHandle(spec: NativeConstraintSpec): ExternalObject<'NativeConstraintHandle'>
 
 /** One item of `applyBatch`. */
 export interface NativeBatchItem {
