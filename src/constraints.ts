@@ -44,10 +44,11 @@ import {
 } from './options'
 import {
   TfjsConstraintBase,
+  checkFloat32,
+  dataSyncIsFresh,
   float32Tensor,
   isTensor,
   loadTfjs,
-  ownedFloat32Data,
   ownedFloat32DataAsync,
   requireTfjs,
   type ConfigDict,
@@ -157,9 +158,15 @@ export abstract class NativeBackedConstraint extends Constraint {
   override apply(w: Tensor): Tensor {
     const argument = `${this.kindName()}.apply: w`
     checkTensorArgument(w, argument)
-    const data = ownedFloat32Data(w, argument)
-    this.applyBound(data, w.shape)
-    return float32Tensor(data, w.shape)
+    checkFloat32(w, argument)
+    const data = w.dataSync() as Float32Array
+    if (dataSyncIsFresh(w)) {
+      // tfjs-node and wasm handed us a copy: constrain it in place.
+      this.applyBound(data, w.shape)
+      return float32Tensor(data, w.shape)
+    }
+    // The backend's own storage (cpu): a fused native copy-and-scale, never a write into it.
+    return float32Tensor(this.native.applyCopy(data, [...w.shape]) as Float32Array, w.shape)
   }
 
   /** `apply` reading the tensor with `dataAsync`, so GPU backends do not block the thread. */

@@ -71,9 +71,32 @@ impl Constraint {
     /// A constrained copy of `data`; `data` is left as it is.
     pub fn apply_copy<T: Element>(&self, data: &[T], shape: &[usize]) -> Result<Vec<T>> {
         let prepared = self.prepare(data.len(), shape)?;
-        let mut out = data.to_vec();
-        self.run_prepared(&prepared, &mut out, &Kernels::for_tier(Tier::active())?);
-        Ok(out)
+        Ok(self.run_prepared_copy(&prepared, data, &Kernels::for_tier(Tier::active())?))
+    }
+
+    /// [`Constraint::run_prepared`] into a new buffer, `data` left as it is. The norm constraints
+    /// copy and scale cache-sized chunks in one go, so a copy costs about the traffic of an
+    /// in-place call plus the write of the output, not a copy pass on top of it.
+    pub fn run_prepared_copy<T: Element>(
+        &self,
+        prepared: &Prepared,
+        data: &[T],
+        kernels: &Kernels<T>,
+    ) -> Vec<T> {
+        // A zeroed allocation is fresh pages from the OS for large buffers: no extra pass.
+        let mut out = vec![T::ZERO; data.len()];
+        match prepared {
+            Prepared::Norm(plan) => {
+                let mut sums = vec![0.0f64; plan.slices];
+                let mut values = vec![T::ZERO; plan.slices];
+                self.run_norm(plan, &mut out, Some(data), kernels, &mut sums, &mut values);
+            }
+            _ => {
+                out.copy_from_slice(data);
+                self.run_prepared(prepared, &mut out, kernels);
+            }
+        }
+        out
     }
 
     /// Runs a call validated by [`Constraint::prepare`] for a buffer of `data.len()` elements.
@@ -84,7 +107,9 @@ impl Constraint {
         kernels: &Kernels<T>,
     ) {
         match prepared {
-            Prepared::NonNeg => for_chunks(data, |chunk| (kernels.non_negative)(chunk)),
+            Prepared::NonNeg => for_chunks_of(data, None, SCALE_TASK_ELEMENTS, |_, chunk| {
+                (kernels.non_negative)(chunk)
+            }),
             Prepared::Radial(plan) => plan.apply(data),
             Prepared::Norm(plan) => {
                 // Small tensors keep their per-slice buffers on the stack: on a 16-element call
@@ -96,6 +121,7 @@ impl Constraint {
                     self.run_norm(
                         plan,
                         data,
+                        None,
                         kernels,
                         &mut sums[..plan.slices],
                         &mut values[..plan.slices],
@@ -103,22 +129,31 @@ impl Constraint {
                 } else {
                     let mut sums = vec![0.0f64; plan.slices];
                     let mut values = vec![T::ZERO; plan.slices];
-                    self.run_norm(plan, data, kernels, &mut sums, &mut values);
+                    self.run_norm(plan, data, None, kernels, &mut sums, &mut values);
                 }
             }
         }
     }
 
+    /// The norm pass, the per-slice values and the scale pass. With a `source`, the norms are taken
+    /// from it and `data` (of the same length) receives the constrained copy.
     fn run_norm<T: Element>(
         &self,
         plan: &Plan,
         data: &mut [T],
+        source: Option<&[T]>,
         kernels: &Kernels<T>,
         sums: &mut [f64],
         values: &mut [T],
     ) {
         let rule = SliceRule::<T>::new(self).expect("norm constraint");
-        slice_sums(data, plan, kernels, sums, rule.needs_exact_small_norms());
+        slice_sums(
+            source.unwrap_or(data),
+            plan,
+            kernels,
+            sums,
+            rule.needs_exact_small_norms(),
+        );
         // Slices whose exact norm is beyond the element range get their value in f64, applied by
         // a scalar pass; the SIMD pass skips them (value ONE).
         let mut wide: Vec<(usize, f64)> = Vec::new();
@@ -136,7 +171,7 @@ impl Constraint {
             SliceOp::Multiply => Which::Multiply,
             SliceOp::Divide => Which::Divide,
         };
-        scale(data, plan, values, kernels, which);
+        scale(data, source, plan, values, kernels, which);
         if !wide.is_empty() {
             scale_wide(data, plan, &wide, which);
         }
@@ -399,8 +434,11 @@ fn is_identity<T: Element>(value: T) -> bool {
 }
 
 /// The scale pass: every element combined with its slice's value, skipping identity values.
+/// The scale pass: every element combined with its slice's value, skipping identity values.
+/// With a `source`, each chunk is first copied from it (then scaled while still in cache).
 fn scale<T: Element>(
     data: &mut [T],
+    source: Option<&[T]>,
     plan: &Plan,
     values: &[T],
     kernels: &Kernels<T>,
@@ -412,22 +450,30 @@ fn scale<T: Element>(
         return;
     }
     for (group, block) in data.chunks_exact_mut(group_len).enumerate() {
+        let source = source.map(|source| &source[group * group_len..(group + 1) * group_len]);
         let base = plan.group_base(group);
         let values = &values[base..base + per_group];
         let Some(first) = values.iter().position(|&v| !is_identity(v)) else {
-            continue; // every slice of this group stays bit-identical: no write
+            // Every slice of this group stays bit-identical: no write (a copy just copies).
+            if let Some(source) = source {
+                block.copy_from_slice(source);
+            }
+            continue;
         };
         match plan.inner {
             Inner::Columns { cols, .. } => {
-                scale_columns(block, cols, values, first, kernels, which)
+                scale_columns(block, source, cols, values, first, kernels, which)
             }
-            Inner::Runs { run_len, .. } => scale_runs(block, run_len, values, kernels, which),
+            Inner::Runs { run_len, .. } => {
+                scale_runs(block, source, run_len, values, kernels, which)
+            }
         }
     }
 }
 
 fn scale_columns<T: Element>(
     block: &mut [T],
+    source: Option<&[T]>,
     cols: usize,
     values: &[T],
     first: usize,
@@ -447,7 +493,7 @@ fn scale_columns<T: Element>(
         };
         // Tasks cut at whole periods, so each starts at lane 0 of the pattern.
         let task = SCALE_TASK_ELEMENTS.div_ceil(period) * period;
-        for_chunks_of(block, task, |chunk| kernel(chunk, &pattern));
+        for_chunks_of(block, source, task, |_, chunk| kernel(chunk, &pattern));
         return;
     }
     let kernel = match which {
@@ -456,13 +502,13 @@ fn scale_columns<T: Element>(
     };
     let rows_per_task = SCALE_TASK_ELEMENTS.div_ceil(cols).max(1);
     if last - first == cols {
-        for_chunks_of(block, rows_per_task * cols, |rows| {
+        for_chunks_of(block, source, rows_per_task * cols, |_, rows| {
             kernel(rows, cols, values)
         });
     } else {
         // Only a band of columns moves: write just that band of each row.
         let band = &values[first..last];
-        for_chunks_of(block, rows_per_task * cols, |rows| {
+        for_chunks_of(block, source, rows_per_task * cols, |_, rows| {
             for row in rows.chunks_exact_mut(cols) {
                 kernel(&mut row[first..last], last - first, band);
             }
@@ -472,6 +518,7 @@ fn scale_columns<T: Element>(
 
 fn scale_runs<T: Element>(
     block: &mut [T],
+    source: Option<&[T]>,
     run_len: usize,
     values: &[T],
     kernels: &Kernels<T>,
@@ -483,37 +530,44 @@ fn scale_runs<T: Element>(
     };
     if values.len() == 1 {
         let value = values[0];
-        for_chunks(block, |chunk| kernel(chunk, value));
+        for_chunks_of(block, source, SCALE_TASK_ELEMENTS, |_, chunk| {
+            kernel(chunk, value)
+        });
         return;
     }
-    let scale_one = |(run, &value): (&mut [T], &T)| {
-        if !is_identity(value) {
-            kernel(run, value);
-        }
-    };
-    if use_threads(block.len()) {
-        block
-            .par_chunks_mut(run_len)
-            .zip(values.par_iter())
-            .for_each(scale_one);
-    } else {
-        block
+    // Runs are cut at whole runs (a few runs per task), each combined with its own value.
+    let runs_per_task = SCALE_TASK_ELEMENTS.div_ceil(run_len).max(1);
+    for_chunks_of(block, source, runs_per_task * run_len, |task, runs| {
+        for (run, &value) in runs
             .chunks_mut(run_len)
-            .zip(values.iter())
-            .for_each(scale_one);
-    }
+            .zip(&values[task * runs_per_task..])
+        {
+            if !is_identity(value) {
+                kernel(run, value);
+            }
+        }
+    });
 }
 
-/// Runs `f` over `data` in tasks of [`SCALE_TASK_ELEMENTS`], in parallel when large.
-fn for_chunks<T: Element>(data: &mut [T], f: impl Fn(&mut [T]) + Sync + Send) {
-    for_chunks_of(data, SCALE_TASK_ELEMENTS, f)
-}
-
-fn for_chunks_of<T: Element>(data: &mut [T], task: usize, f: impl Fn(&mut [T]) + Sync + Send) {
+/// Runs `f(task index, chunk)` over `data` in tasks of `task` elements, in parallel when large.
+/// With a `source`, each task first copies its part of `source` into `data`.
+fn for_chunks_of<T: Element>(
+    data: &mut [T],
+    source: Option<&[T]>,
+    task: usize,
+    f: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let task = task.max(1);
+    let run = |(index, chunk): (usize, &mut [T])| {
+        if let Some(source) = source {
+            chunk.copy_from_slice(&source[index * task..index * task + chunk.len()]);
+        }
+        f(index, chunk)
+    };
     if use_threads(data.len()) {
-        data.par_chunks_mut(task.max(1)).for_each(f);
+        data.par_chunks_mut(task).enumerate().for_each(run);
     } else {
-        f(data);
+        data.chunks_mut(task).enumerate().for_each(run);
     }
 }
 

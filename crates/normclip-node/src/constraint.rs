@@ -66,6 +66,13 @@ pub(crate) fn run_on<T: Element>(constraint: &Constraint, prepared: &Prepared, d
     constraint.run_prepared(prepared, data, &kernels);
 }
 
+/// A constrained copy of `source` with the process's tier (copy and scale fused per chunk).
+fn copy_on<T: Element>(constraint: &Constraint, prepared: &Prepared, source: &[T]) -> Vec<T> {
+    let kernels = Kernels::<T>::for_tier(Tier::active())
+        .expect("the active tier is supported by construction");
+    constraint.run_prepared_copy(prepared, source, &kernels)
+}
+
 #[napi]
 impl NativeConstraint {
     /// Builds a constraint; throws a TypeError or RangeError naming the bad field.
@@ -122,19 +129,25 @@ impl NativeConstraint {
         shape: Unknown,
     ) -> napi::Result<Either<Float32Array, Float64Array>> {
         let call = self.check(&env, &array, &shape, "")?;
-        // SAFETY: as in `apply_in_place`; the slice is only read, then copied.
         Ok(match call.view.dtype {
             Dtype::F32 => {
-                // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-                let mut out = unsafe { call.view.f32_mut() }.to_vec();
-                run_on(&self.inner, &call.prepared, &mut out);
-                Either::A(Float32Array::new(out))
+                // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the
+                // buffer before we return); it is only read.
+                let source: &[f32] = unsafe { call.view.f32_mut() };
+                Either::A(Float32Array::new(copy_on(
+                    &self.inner,
+                    &call.prepared,
+                    source,
+                )))
             }
             Dtype::F64 => {
-                // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-                let mut out = unsafe { call.view.f64_mut() }.to_vec();
-                run_on(&self.inner, &call.prepared, &mut out);
-                Either::B(Float64Array::new(out))
+                // SAFETY: as above.
+                let source: &[f64] = unsafe { call.view.f64_mut() };
+                Either::B(Float64Array::new(copy_on(
+                    &self.inner,
+                    &call.prepared,
+                    source,
+                )))
             }
         })
     }
