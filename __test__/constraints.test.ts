@@ -1,6 +1,5 @@
-import { existsSync, readFileSync } from 'node:fs'
-import { resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
+import { loadKerasFixture, type KerasCase } from './keras-fixtures'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   Constraint,
@@ -440,27 +439,9 @@ describe('applyBatch', () => {
 // Golden values generated with Keras 3 and tf_keras (scripts/keras-fixtures/generate.py), run
 // through the public API: the Keras config deserialized, then applied to arrays and tensors.
 
-interface GoldenCase {
-  name: string
-  source: 'keras3' | 'tf_keras'
-  constraint: string
-  config: Record<string, unknown>
-  shape: number[]
-  dtype: 'float32' | 'float64'
-  input_bits?: number[]
-  output_bits?: number[]
-  input?: string[]
-  output?: string[]
-  error?: string
-  /** Set when Keras' error is an accident of its implementation that normclip need not copy. */
-  error_is_artifact?: string
-  normclip_rejects?: string
-}
+type GoldenCase = KerasCase
 
-const GOLDEN_PATH = resolve(__dirname, 'fixtures/keras-constraints.json')
-const golden: GoldenCase[] = existsSync(GOLDEN_PATH)
-  ? (JSON.parse(readFileSync(GOLDEN_PATH, 'utf8')) as { cases: GoldenCase[] }).cases
-  : []
+const golden: GoldenCase[] = loadKerasFixture().cases
 
 /**
  * Overflow, infinities and NaN ('edges', 'f64-edges', 'nonneg' specials) are where the core

@@ -18,34 +18,13 @@ import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import * as tf from '@tensorflow/tfjs'
 import { Constraint, deserialize, restoreTfjsConstraints, serialize, useNativeConstraints } from '../src/index'
+import { fixtureDir, loadKerasFixture, type KerasCase as Case } from './keras-fixtures'
+import { ulpDistance as ulp32 } from './reference'
 
 const MAX_ULP = 2
 
-interface Case {
-  name: string
-  source: 'keras3' | 'tf_keras'
-  constraint: 'MaxNorm' | 'MinMaxNorm' | 'UnitNorm' | 'NonNeg' | 'RadialConstraint'
-  config: Record<string, unknown>
-  shape: number[]
-  dtype: 'float32' | 'float64'
-  input_bits?: number[]
-  output_bits?: number[]
-  input?: string[]
-  output?: string[]
-  error?: string
-  /** Arguments Keras accepts without a word and normclip rejects (negative bounds, rate outside [0, 1]). */
-  normclip_rejects?: string
-  /** Keras' error comes from its implementation, not from the input: normclip may throw or return an empty result. */
-  error_is_artifact?: string
-}
 
-interface Fixture {
-  generator: Record<string, string>
-  cases: Case[]
-}
-
-const fixtureDir = join(__dirname, 'fixtures')
-const fixture = JSON.parse(readFileSync(join(fixtureDir, 'keras-constraints.json'), 'utf8')) as Fixture
+const fixture = loadKerasFixture()
 
 function f32FromBits(bits: number[]): Float32Array {
   return new Float32Array(Uint32Array.from(bits).buffer)
@@ -53,17 +32,6 @@ function f32FromBits(bits: number[]): Float32Array {
 
 function f64FromStrings(values: string[]): Float64Array {
   return Float64Array.from(values, (s) => Number(s))
-}
-
-/** Distance in units in the last place, over the ordered integers of the bit patterns (±0 are 0 apart). */
-function ulp32(a: number, b: number): number {
-  if (Number.isNaN(a) && Number.isNaN(b)) return 0
-  if (Number.isNaN(a) || Number.isNaN(b)) return Infinity
-  const view = new DataView(new ArrayBuffer(8))
-  view.setFloat32(0, a)
-  view.setFloat32(4, b)
-  const ordered = (bits: number) => (bits < 0 ? -2147483648 - bits : bits)
-  return Math.abs(ordered(view.getInt32(0)) - ordered(view.getInt32(4)))
 }
 
 function ulp64(a: number, b: number): number {
