@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::constraint::{Constraint, SliceOp, SliceRule};
 use crate::element::Element;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::kernels::{Kernels, Tier};
 use crate::layout::{check_length, norms_shape, Axes, Inner, Plan};
 use crate::parallel::{reduction_parts, use_threads};
@@ -568,11 +568,5 @@ fn for_chunks_of<T: Element>(
         data.par_chunks_mut(task).enumerate().for_each(run);
     } else {
         data.chunks_mut(task).enumerate().for_each(run);
-    }
-}
-
-impl From<Error> for String {
-    fn from(error: Error) -> String {
-        error.message
     }
 }

@@ -131,8 +131,6 @@ pub struct Plan {
     pub slice_len: usize,
     /// The reduced axes, bit `i` for axis `i`.
     pub reduced: u128,
-    /// True when some outer axis is reduced, i.e. several groups feed the same slices.
-    pub groups_share_slices: bool,
 }
 
 impl Plan {
@@ -194,7 +192,6 @@ impl Plan {
             },
         };
         let outer = merged.to_vec();
-        let groups_share_slices = outer.iter().any(|&(_, r)| r);
         Ok(Plan {
             len,
             inner,
@@ -202,7 +199,6 @@ impl Plan {
             slices,
             slice_len,
             reduced,
-            groups_share_slices,
         })
     }
 
@@ -315,7 +311,6 @@ mod tests {
         let p = plan(&[2, 3, 4, 5], &[0, 2]);
         assert_eq!(p.inner, Inner::Columns { rows: 4, cols: 5 });
         assert_eq!(p.groups(), 6);
-        assert!(p.groups_share_slices);
         // group = a * 3 + b; base = b * 5.
         let bases: Vec<usize> = (0..6).map(|g| p.group_base(g)).collect();
         assert_eq!(bases, vec![0, 5, 10, 0, 5, 10]);
