@@ -156,15 +156,22 @@ impl Constraint {
         );
         // Slices whose exact norm is beyond the element range get their value in f64, applied by
         // a scalar pass; the SIMD pass skips them (value ONE).
+        // Two tight loops (norms, then values with the rule chosen once) rather than one with
+        // every branch inside: on small tensors this per-slice work is a third of a call.
+        let mut any_wide = false;
+        for (value, &sum) in values.iter_mut().zip(sums.iter()) {
+            *value = T::from_f64(sum.sqrt());
+            any_wide |= value.is_infinite() & (sum != f64::INFINITY);
+        }
+        rule.values_from_norms(values);
         let mut wide: Vec<(usize, f64)> = Vec::new();
-        for (slice, (value, &sum)) in values.iter_mut().zip(sums.iter()).enumerate() {
-            let norm64 = sum.sqrt();
-            let norm = T::from_f64(norm64);
-            if norm.is_infinite() && norm64.is_finite() {
-                wide.push((slice, rule.value_wide(norm64)));
-                *value = T::ONE;
-            } else {
-                *value = rule.value(norm);
+        if any_wide {
+            for (slice, (value, &sum)) in values.iter_mut().zip(sums.iter()).enumerate() {
+                let norm64 = sum.sqrt();
+                if T::from_f64(norm64).is_infinite() && norm64.is_finite() {
+                    wide.push((slice, rule.value_wide(norm64)));
+                    *value = T::ONE;
+                }
             }
         }
         let which = match rule.op() {

@@ -308,6 +308,33 @@ impl<T: Element> SliceRule<T> {
         }
     }
 
+    /// Replaces each norm by its slice's value, with the rule's branch taken once for all slices.
+    pub(crate) fn values_from_norms(&self, norms: &mut [T]) {
+        macro_rules! each {
+            (|$n:ident| $body:expr) => {
+                for slot in norms.iter_mut() {
+                    let $n = *slot;
+                    *slot = $body;
+                }
+            };
+        }
+        let (min, max, rate, one_minus_rate, epsilon) = (
+            self.min,
+            self.max,
+            self.rate,
+            self.one_minus_rate,
+            self.epsilon,
+        );
+        match (self.mode, self.kind) {
+            (Mode::Keras, RuleKind::Max) => each!(|n| clip(n, T::ZERO, max) / (epsilon + n)),
+            (Mode::Keras, RuleKind::MinMax) => {
+                each!(|n| (rate * clip(n, min, max) + one_minus_rate * n) / (epsilon + n))
+            }
+            (Mode::Keras, RuleKind::Unit) => each!(|n| epsilon + n),
+            (Mode::Projection, _) => each!(|n| self.value(n)),
+        }
+    }
+
     /// Whether a zero norm must be told apart from a tiny one (its f32 squares underflowed): only
     /// when the rule scales small slices up, i.e. projection onto a sphere or shell.
     pub(crate) fn needs_exact_small_norms(&self) -> bool {
