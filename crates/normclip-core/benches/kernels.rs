@@ -103,82 +103,15 @@ impl Case {
 }
 
 // ------------------------------------------------------------------ the bandwidth probe
-
-const PROBE_LANES: usize = 64;
-
-#[inline(always)]
-fn probe_body(data: &mut [f32], factor: f32) -> f32 {
-    let mut lanes = [0.0f32; PROBE_LANES];
-    let mut chunks = data.chunks_exact(PROBE_LANES);
-    for chunk in &mut chunks {
-        for k in 0..PROBE_LANES {
-            lanes[k] += chunk[k] * chunk[k];
-        }
-    }
-    let tail: f32 = chunks.remainder().iter().map(|x| x * x).sum();
-    for x in data.iter_mut() {
-        *x *= factor;
-    }
-    lanes.iter().sum::<f32>() + tail
-}
-
-fn probe_portable(data: &mut [f32], factor: f32) -> f32 {
-    probe_body(data, factor)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn probe_avx2(data: &mut [f32], factor: f32) -> f32 {
-    probe_body(data, factor)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn probe_avx512(data: &mut [f32], factor: f32) -> f32 {
-    probe_body(data, factor)
-}
+// (normclip_core::probe: the same loops `npm run bench` measures through the binding)
 
 fn probe(tier: Tier, data: &mut [f32], factor: f32) -> f32 {
-    assert!(tier.is_supported());
-    match tier {
-        Tier::Portable => probe_portable(data, factor),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the tier was checked as supported by this CPU just above (avx2 + fma).
-        Tier::Avx2 => unsafe { probe_avx2(data, factor) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the tier was checked as supported by this CPU just above (avx512f, and every
-        // AVX-512 CPU has avx2 + fma).
-        Tier::Avx512 => unsafe { probe_avx512(data, factor) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    }
-}
-
-fn sum_probe_portable(data: &[f32]) -> f32 {
-    sum_only_body(data)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn sum_probe_avx512(data: &[f32]) -> f32 {
-    sum_only_body(data)
+    normclip_core::probe::two_pass(tier, data, factor)
 }
 
 /// The probe's sum pass alone (the 4 B/element bound of a call that writes nothing).
 fn sum_probe(tier: Tier, data: &[f32]) -> f32 {
-    assert!(tier.is_supported());
-    match tier {
-        Tier::Portable => sum_probe_portable(data),
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the tier was checked as supported by this CPU just above (avx2 + fma).
-        Tier::Avx2 => unsafe { sum_only_avx2(data) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the tier was checked as supported by this CPU just above (avx512f, and every
-        // AVX-512 CPU has avx2 + fma).
-        Tier::Avx512 => unsafe { sum_probe_avx512(data) },
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!(),
-    }
+    normclip_core::probe::sum_squares(tier, data)
 }
 
 /// The sum probe on two threads (call it inside the pool).
@@ -465,49 +398,14 @@ fn profile(args: &[String]) {
     });
 }
 
-#[inline(always)]
-fn sum_only_body(data: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; PROBE_LANES];
-    let mut chunks = data.chunks_exact(PROBE_LANES);
-    for chunk in &mut chunks {
-        for k in 0..PROBE_LANES {
-            lanes[k] += chunk[k] * chunk[k];
-        }
-    }
-    lanes.iter().sum::<f32>() + chunks.remainder().iter().map(|x| x * x).sum::<f32>()
-}
-
-#[inline(always)]
-fn scale_only_body(data: &mut [f32], factor: f32) {
-    for x in data.iter_mut() {
-        *x *= factor;
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn sum_only_avx2(data: &[f32]) -> f32 {
-    sum_only_body(data)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn scale_only_avx2(data: &mut [f32], factor: f32) {
-    scale_only_body(data, factor)
-}
-
 /// The probe's sum pass alone, AVX2.
 fn sum_only(data: &[f32]) -> f32 {
-    assert!(Tier::Avx2.is_supported());
-    // SAFETY: AVX2 and FMA support was asserted just above.
-    unsafe { sum_only_avx2(data) }
+    normclip_core::probe::sum_squares(Tier::Avx2, data)
 }
 
 /// The probe's scale pass alone, AVX2.
 fn scale_only(data: &mut [f32], factor: f32) {
-    assert!(Tier::Avx2.is_supported());
-    // SAFETY: AVX2 and FMA support was asserted just above.
-    unsafe { scale_only_avx2(data, factor) }
+    normclip_core::probe::scale(Tier::Avx2, data, factor)
 }
 
 /// `kernels --passes LABEL...`: each pass on its own (AVX2 tier, one thread): the probe's sum

@@ -53,7 +53,7 @@ pub fn create_bound_constraint<'env>(
     shape: Unknown,
 ) -> napi::Result<Unknown<'env>> {
     let constraint = read_spec(&spec).or_throw(env)?;
-    let shape = read_shape(env, &shape, "shape").or_throw(env)?;
+    let shape = read_shape(&shape, "shape").or_throw(env)?;
     let len = normclip_core::layout::element_count(&shape).or_throw(env)?;
     let prepared = constraint.prepare(len, &shape).or_throw(env)?;
     let bound = Box::into_raw(Box::new(BoundConstraint {

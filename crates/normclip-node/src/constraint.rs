@@ -1,5 +1,7 @@
 //! `NativeConstraint`: one validated constraint, applied to typed arrays.
 
+use std::borrow::Cow;
+
 use napi::bindgen_prelude::{AsyncTask, Either, Float32Array, Float64Array, Unknown};
 use napi::{Env, Task};
 use napi_derive::napi;
@@ -41,8 +43,16 @@ impl NativeConstraint {
         shape: &Unknown,
         prefix: &str,
     ) -> napi::Result<CheckedCall> {
-        let view = ArrayView::from_value(env, array, &format!("{prefix}array")).or_throw(env)?;
-        let shape = read_shape(env, shape, &format!("{prefix}shape")).or_throw(env)?;
+        // Argument names are built only for batch items: a plain call allocates none.
+        let named = |base: &'static str| -> Cow<'static, str> {
+            if prefix.is_empty() {
+                Cow::Borrowed(base)
+            } else {
+                Cow::Owned(format!("{prefix}{base}"))
+            }
+        };
+        let view = ArrayView::from_value(env, array, &named("array")).or_throw(env)?;
+        let shape = read_shape(shape, &named("shape")).or_throw(env)?;
         let prepared = self
             .inner
             .prepare(view.len, &shape)

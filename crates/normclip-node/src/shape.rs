@@ -1,7 +1,7 @@
 //! The `shape` argument: an array of non-negative integers.
 
 use napi::bindgen_prelude::{Array, JsValue, Unknown};
-use napi::{sys, Env};
+use napi::sys;
 use normclip_core::Error as CoreError;
 
 use crate::arrays::describe;
@@ -9,7 +9,7 @@ use crate::arrays::describe;
 /// Largest rank accepted (Keras and tfjs stop far below).
 const MAX_RANK: u32 = 64;
 
-pub fn read_shape(_env: &Env, value: &Unknown, name: &str) -> Result<Vec<usize>, CoreError> {
+pub fn read_shape(value: &Unknown, name: &str) -> Result<Vec<usize>, CoreError> {
     if !value.is_array().unwrap_or(false) {
         return Err(CoreError::type_error(format!(
             "{name}: expected an array of non-negative integers, got {}",
