@@ -2,7 +2,8 @@
 # Optional step: a working @tensorflow/tfjs-node 4.22.0 in this repo's node_modules, built only from
 # npm, PyPI and the local toolchain (no storage.googleapis.com, no nodejs.org).
 #
-#   npm install && bash scripts/setup-tfjs-node.sh
+#   npm install && bash scripts/setup-tfjs-node.sh      (in this repo)
+#   npx normclip setup-tfjs-node                        (in a project that depends on normclip)
 #
 # Why this exists: tfjs-node's install script downloads libtensorflow 2.9.1 and a prebuilt
 # tfjs_binding.node from storage.googleapis.com, which our machines cannot reach. Instead:
@@ -33,10 +34,14 @@ TF_VERSION=2.12.1
 # Bump when the layout/procedure below changes, so stale caches and installs are rebuilt.
 RECIPE=1
 
-REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HERE="$REPO/scripts/tfjs-node"
-CACHE="${NORMCLIP_TFJS_NODE_CACHE:-$REPO/.cache/tfjs-node}"
-DEST="$REPO/node_modules/@tensorflow/tfjs-node"
+# The recipe (this script and scripts/tfjs-node/) ships in the normclip repo and in the npm package;
+# the project it installs into is the one beside the recipe (the repo) unless NORMCLIP_PROJECT_DIR
+# names another: `npx normclip setup-tfjs-node` sets it to the user's project.
+SELF="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HERE="$SELF/scripts/tfjs-node"
+PROJECT="$(cd "${NORMCLIP_PROJECT_DIR:-$SELF}" && pwd)" || { echo "[setup-tfjs-node] ERROR: no directory ${NORMCLIP_PROJECT_DIR}" >&2; exit 1; }
+CACHE="${NORMCLIP_TFJS_NODE_CACHE:-$PROJECT/.cache/tfjs-node}"
+DEST="$PROJECT/node_modules/@tensorflow/tfjs-node"
 STAMP_NAME=.normclip-setup-stamp
 START=$SECONDS
 
@@ -56,9 +61,9 @@ trap on_exit EXIT
 for tool in node npm python3 make g++ nm; do
   command -v "$tool" >/dev/null || die "'$tool' not found on PATH (needed: node npm python3 make g++ binutils)"
 done
-[[ -f "$REPO/node_modules/@tensorflow/tfjs/package.json" ]] ||
-  die "node_modules/@tensorflow/tfjs is missing: run 'npm install' in $REPO first"
-PROJECT_TFJS="$(node -p "require('$REPO/node_modules/@tensorflow/tfjs/package.json').version")"
+[[ -f "$PROJECT/node_modules/@tensorflow/tfjs/package.json" ]] ||
+  die "node_modules/@tensorflow/tfjs is missing in $PROJECT: run 'npm install' there first (a project of its own needs 'npm install @tensorflow/tfjs@$TFJS_NODE_VERSION')"
+PROJECT_TFJS="$(node -p "require('$PROJECT/node_modules/@tensorflow/tfjs/package.json').version")"
 # tfjs-node 4.22.0 depends on @tensorflow/tfjs exactly 4.22.0; reusing a different project version
 # would run tfjs-node's code on an engine it was not released with.
 [[ "$PROJECT_TFJS" == "$TFJS_NODE_VERSION" ]] ||
@@ -71,14 +76,14 @@ KEY="tfjs-node-$TFJS_NODE_VERSION-tf-$TF_VERSION-napi$NAPI_BUILD-r$RECIPE"
 
 # ---------------------------------------------------------------- fast path
 if [[ -f "$DEST/$STAMP_NAME" && "$(cat "$DEST/$STAMP_NAME")" == "$KEY" ]]; then
-  if out="$(cd "$REPO" && node "$HERE/verify.cjs" "$REPO" --shared 2>&1)"; then
+  if out="$(cd "$PROJECT" && node "$HERE/verify.cjs" "$PROJECT" --shared 2>&1)"; then
     log "already set up: $out ($((SECONDS - START))s)"
     exit 0
   fi
   log "installed copy does not verify ($out); reinstalling from cache"
 elif [[ -d "$DEST" && ! -f "$DEST/$STAMP_NAME" ]]; then
   # Someone installed tfjs-node another way. Keep it if it really works and shares our tfjs.
-  if out="$(cd "$REPO" && node "$HERE/verify.cjs" "$REPO" --shared 2>&1)"; then
+  if out="$(cd "$PROJECT" && node "$HERE/verify.cjs" "$PROJECT" --shared 2>&1)"; then
     log "a working tfjs-node not installed by this script is present, leaving it: $out"
     exit 0
   fi
@@ -262,8 +267,8 @@ rm -rf "$DEST"
 mv "$DEST_TMP" "$DEST"
 DEST_TMP=""
 
-out="$(cd "$REPO" && LD_BIND_NOW=1 node "$HERE/verify.cjs" "$REPO" --shared 2>&1)" ||
-  die "installed, but the check from $REPO fails: $out"
+out="$(cd "$PROJECT" && LD_BIND_NOW=1 node "$HERE/verify.cjs" "$PROJECT" --shared 2>&1)" ||
+  die "installed, but the check from $PROJECT fails: $out"
 echo "$KEY" >"$DEST/$STAMP_NAME"
 log "$out"
 log "done in $((SECONDS - START))s (cache: $CACHE, $(du -sh "$CACHE" 2>/dev/null | cut -f1))"
