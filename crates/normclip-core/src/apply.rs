@@ -30,6 +30,9 @@ pub struct Norms<T> {
 /// A validated call, ready to run on a buffer of the checked length.
 #[derive(Debug, Clone)]
 pub enum Prepared {
+    /// An empty tensor: nothing to read or write, and nothing is allocated (its other dimensions
+    /// may multiply to more slices than fit in memory).
+    Empty,
     Norm(Plan),
     NonNeg,
     Radial(RadialPlan),
@@ -40,6 +43,17 @@ impl Constraint {
     /// prepares every item first, so a bad item leaves every buffer unchanged.
     pub fn prepare(&self, len: usize, shape: &[usize]) -> Result<Prepared> {
         check_length(len, shape)?;
+        if len == 0 {
+            // The same shape checks as a full tensor, then nothing to do.
+            match self {
+                Constraint::NonNeg => {}
+                Constraint::Radial => {
+                    RadialPlan::new(shape)?;
+                }
+                _ => Plan::check_axes(shape, &self.options().expect("norm constraint").axes)?,
+            }
+            return Ok(Prepared::Empty);
+        }
         Ok(match self {
             Constraint::NonNeg => Prepared::NonNeg,
             Constraint::Radial => Prepared::Radial(RadialPlan::new(shape)?),
@@ -85,18 +99,39 @@ impl Constraint {
     ) -> Vec<T> {
         // A zeroed allocation is fresh pages from the OS for large buffers: no extra pass.
         let mut out = vec![T::ZERO; data.len()];
+        self.run_prepared_copy_into(prepared, data, &mut out, kernels);
+        out
+    }
+
+    /// [`Constraint::run_prepared_copy`] into `out`, a buffer of `data.len()` elements the caller
+    /// owns (every element is written).
+    ///
+    /// # Panics
+    /// If `out.len() != data.len()`.
+    pub fn run_prepared_copy_into<T: Element>(
+        &self,
+        prepared: &Prepared,
+        data: &[T],
+        out: &mut [T],
+        kernels: &Kernels<T>,
+    ) {
+        assert_eq!(
+            out.len(),
+            data.len(),
+            "a copy needs an output of the input's length"
+        );
         match prepared {
+            Prepared::Empty => {}
             Prepared::Norm(plan) => {
                 let mut sums = vec![0.0f64; plan.slices];
                 let mut values = vec![T::ZERO; plan.slices];
-                self.run_norm(plan, &mut out, Some(data), kernels, &mut sums, &mut values);
+                self.run_norm(plan, out, Some(data), kernels, &mut sums, &mut values);
             }
             _ => {
                 out.copy_from_slice(data);
-                self.run_prepared(prepared, &mut out, kernels);
+                self.run_prepared(prepared, out, kernels);
             }
         }
-        out
     }
 
     /// Runs a call validated by [`Constraint::prepare`] for a buffer of `data.len()` elements.
@@ -107,6 +142,7 @@ impl Constraint {
         kernels: &Kernels<T>,
     ) {
         match prepared {
+            Prepared::Empty => {}
             Prepared::NonNeg => for_chunks_of(data, None, SCALE_TASK_ELEMENTS, |_, chunk| {
                 (kernels.non_negative)(chunk)
             }),
@@ -199,12 +235,34 @@ pub fn norms_with_tier<T: Element>(
 ) -> Result<Norms<T>> {
     check_length(data.len(), shape)?;
     let plan = Plan::new(shape, axes)?;
-    let mut sums = vec![0.0f64; plan.slices];
-    slice_sums(data, &plan, &Kernels::for_tier(tier)?, &mut sums, true);
+    let mut values = vec![T::ZERO; plan.slices];
+    norms_into(data, &plan, &mut values, &Kernels::for_tier(tier)?);
     Ok(Norms {
-        values: sums.iter().map(|&s| T::from_f64(s.sqrt())).collect(),
+        values,
         shape: norms_shape(shape, plan.reduced),
     })
+}
+
+/// The norms of `data` (walked by `plan`, made for its shape) into `out`, one per slice.
+///
+/// # Panics
+/// If `data` or `out` do not have the plan's lengths.
+pub fn norms_into<T: Element>(data: &[T], plan: &Plan, out: &mut [T], kernels: &Kernels<T>) {
+    assert_eq!(
+        (data.len(), out.len()),
+        (plan.len, plan.slices),
+        "norms need the plan's input and output lengths"
+    );
+    if plan.len == 0 {
+        // Empty slices have norm 0; the sums would be as large as the output for nothing.
+        out.fill(T::ZERO);
+        return;
+    }
+    let mut sums = vec![0.0f64; plan.slices];
+    slice_sums(data, plan, kernels, &mut sums, true);
+    for (value, sum) in out.iter_mut().zip(sums) {
+        *value = T::from_f64(sum.sqrt());
+    }
 }
 
 /// Below this a float32 sum of squares may have lost bits to underflow (squares of |x| < 1e-19

@@ -78,3 +78,43 @@ impl Element for f64 {
         f64::is_infinite(self)
     }
 }
+
+/// A mutable buffer of either element type, as a binding hands one over.
+#[derive(Debug)]
+pub enum FloatsMut<'a> {
+    F32(&'a mut [f32]),
+    F64(&'a mut [f64]),
+}
+
+/// A read-only buffer of either element type.
+#[derive(Debug, Clone, Copy)]
+pub enum Floats<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+impl FloatsMut<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            FloatsMut::F32(data) => data.len(),
+            FloatsMut::F64(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Floats<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Floats::F32(data) => data.len(),
+            Floats::F64(data) => data.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -88,6 +88,10 @@ pub fn norms_shape(shape: &[usize], mask: u128) -> Vec<usize> {
 
 /// Number of elements of `shape`, or an error if it overflows.
 pub fn element_count(shape: &[usize]) -> Result<usize> {
+    // A zero anywhere makes the product zero, whatever the other dimensions multiply to.
+    if shape.contains(&0) {
+        return Ok(0);
+    }
     shape
         .iter()
         .try_fold(1usize, |count, &dim| count.checked_mul(dim))
@@ -137,14 +141,36 @@ impl Plan {
     pub fn new(shape: &[usize], axes: &Axes) -> Result<Plan> {
         let len = element_count(shape)?;
         let reduced = axes.reduced_mask(shape.len())?;
+        // At most the element count, except for an empty tensor, whose other dimensions may
+        // multiply past the address space ([0, 2^40, 2^40] over axis 0): its norms cannot exist.
         let slices = shape
             .iter()
             .enumerate()
             .try_fold(1usize, |count, (i, &dim)| {
                 count.checked_mul(if reduced >> i & 1 == 1 { 1 } else { dim })
             })
-            .expect("at most the element count, which did not overflow");
+            .ok_or_else(|| {
+                Error::range(format!(
+                    "shape: the norms of an empty tensor of shape {shape:?} would be {:?}, more values than fit in memory",
+                    norms_shape(shape, reduced)
+                ))
+            })?;
         let slice_len = len.checked_div(slices).unwrap_or(0);
+        if len == 0 {
+            // Nothing to walk: no groups, and no merging (products of the other dimensions may
+            // overflow).
+            return Ok(Plan {
+                len,
+                inner: Inner::Runs {
+                    runs: 1,
+                    run_len: 0,
+                },
+                outer: Vec::new(),
+                slices,
+                slice_len,
+                reduced,
+            });
+        }
 
         // Merge on the stack for the usual ranks: most tensors end up with no outer axes, so
         // `outer` never allocates.
@@ -224,6 +250,12 @@ impl Plan {
         } else {
             self.len / self.group_len()
         }
+    }
+
+    /// The checks a call on an empty tensor still makes (its axes), without a plan: nothing is
+    /// walked, and its other dimensions may multiply past the address space.
+    pub fn check_axes(shape: &[usize], axes: &Axes) -> Result<()> {
+        axes.reduced_mask(shape.len()).map(|_| ())
     }
 
     /// First slice fed by group `group` (groups are numbered in memory order).
@@ -343,6 +375,19 @@ mod tests {
         assert!(err.message.contains("twice"), "{}", err.message);
         let err = Plan::new(&[], &Axes::List(vec![0])).unwrap_err();
         assert!(err.message.contains("rank-0"), "{}", err.message);
+    }
+
+    #[test]
+    fn empty_tensors_with_huge_dimensions_plan_without_overflow() {
+        let p = plan(&[0, 1 << 40, 1 << 40], &[0, 1]);
+        assert_eq!((p.len, p.groups(), p.slices), (0, 0, 1 << 40));
+        let err = Plan::new(&[0, 1 << 40, 1 << 40], &Axes::List(vec![0])).unwrap_err();
+        assert!(
+            err.message.contains("more values than fit"),
+            "{}",
+            err.message
+        );
+        assert!(Plan::new(&[1 << 40, 1 << 40, 0], &Axes::All).is_ok());
     }
 
     #[test]

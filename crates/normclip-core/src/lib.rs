@@ -18,7 +18,9 @@
 //! ```
 
 pub mod apply;
+pub mod batch;
 pub mod constraint;
+mod dispatch;
 pub mod element;
 pub mod error;
 pub mod kernels;
@@ -26,11 +28,14 @@ pub mod layout;
 mod parallel;
 pub mod probe;
 mod radial;
+pub mod spec;
 
 pub use apply::Norms;
 pub use constraint::{Constraint, Mode, DEFAULT_EPSILON};
-pub use element::Element;
+pub use dispatch::norms_on;
+pub use element::{Element, Floats, FloatsMut};
 pub use error::{Error, ErrorKind};
 pub use kernels::Tier;
 pub use layout::Axes;
-pub use parallel::thread_count;
+pub use parallel::{thread_count, MAX_THREADS_PER_CORE};
+pub use spec::{ConstraintSpec, Kind};
