@@ -345,7 +345,7 @@ describe('nativeConstraintOf', () => {
   it("maps normclip's classes, NativeConstraints and tfjs' built-ins; undefined for others", () => {
     const ours = new MaxNorm({ maxValue: 3 })
     expect(nativeConstraintOf(ours)).toBe(ours.native)
-    const n = new NativeConstraint({ kind: 'nonNeg' })
+    const n = NativeConstraint.create({ kind: 'nonNeg' })
     expect(nativeConstraintOf(n)).toBe(n)
     const theirs = tf.constraints.maxNorm({ maxValue: 0.5, axis: 1 })
     const mapped = nativeConstraintOf(theirs)

@@ -120,7 +120,7 @@ async function methodsFor(c: Case, backends: readonly BackendName[]): Promise<{ 
       pristine,
       buffers: { over: Float32Array.from(pristine), compliant: Float32Array.from(pristine) },
       bound: { over: constrain(spec(OVER)), compliant: constrain(spec(COMPLIANT)) },
-      nativeConstraint: { over: new NativeConstraint(spec(OVER)), compliant: new NativeConstraint(spec(COMPLIANT)) },
+      nativeConstraint: { over: NativeConstraint.create(spec(OVER)), compliant: NativeConstraint.create(spec(COMPLIANT)) },
       ours: { over: new MaxNorm({ maxValue: OVER, axis: w.axis }), compliant: new MaxNorm({ maxValue: COMPLIANT, axis: w.axis }) },
       theirs: { over: tf.constraints.maxNorm({ maxValue: OVER, axis: tfjsAxis(w) }), compliant: tf.constraints.maxNorm({ maxValue: COMPLIANT, axis: tfjsAxis(w) }) },
       tensors: new Map<BackendName, tf.Tensor>(),

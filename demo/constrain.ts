@@ -29,7 +29,7 @@ const kernels: Array<{ name: string; shape: number[]; axis: number | number[] }>
 let failures = 0
 for (const { name, shape, axis } of kernels) {
   const kernel = gaussianKernel(shape, 0.25, shape.length)
-  const maxNorm = new NativeConstraint({ kind: 'maxNorm', maxValue, axis })
+  const maxNorm = NativeConstraint.create({ kind: 'maxNorm', maxValue, axis })
   const before = maxNorm.norms(kernel, shape).norms
   const start = process.hrtime.bigint()
   maxNorm.applyInPlace(kernel, shape)
@@ -44,7 +44,7 @@ for (const { name, shape, axis } of kernels) {
 // The mistake users make: the Keras default axis 0 on a conv kernel gives one norm per
 // (kw, in, out) position instead of one per filter.
 const conv = gaussianKernel([3, 3, 64, 32], 0.25, 7)
-const wrong = new NativeConstraint({ kind: 'maxNorm', maxValue, axis: 0 }).norms(conv, [3, 3, 64, 32])
+const wrong = NativeConstraint.create({ kind: 'maxNorm', maxValue, axis: 0 }).norms(conv, [3, 3, 64, 32])
 console.log(`\nConv2D with the default axis 0: ${wrong.norms.length} norms of shape ${JSON.stringify(wrong.shape)}` +
   ' — not one per filter; use axis [0, 1, 2].')
 

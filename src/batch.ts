@@ -11,6 +11,7 @@
  * ```
  */
 import * as native from './native/index.js'
+import { copyShape } from './bound'
 import { nativeConstraintOf, type FloatArray } from './constraints'
 import { describe } from './options'
 import {
@@ -47,62 +48,70 @@ interface PreparedItem {
   finish: () => BatchResult
 }
 
+/** An item read once: every property the batch uses, taken before anything else happens. */
+type Snapshot =
+  | { kind: 'array'; array: FloatArray; shape: number[]; constraint: native.NativeConstraint }
+  | { kind: 'tensor' | 'variable'; value: Tensor; argument: string; constraint: native.NativeConstraint }
+
+const ITEM_KEYS = {
+  array: ['array', 'shape', 'constraint'],
+  tensor: ['tensor', 'constraint'],
+  variable: ['variable', 'constraint'],
+} as const
+
 /**
  * Applies each item's constraint, all in one native call. Every item is checked (and arrays
  * checked not to overlap) before anything is written; on an error no array, variable or tensor
  * changes and no tensor is left behind.
  */
 export function applyBatch(items: readonly BatchItem[]): BatchResult[] {
-  const prepared = prepare(items, (tensor, argument) => ownedFloat32Data(tensor, argument))
+  const snapshots = snapshot(items)
+  const prepared = prepare(snapshots, (tensor, argument) => ownedFloat32Data(tensor, argument))
   native.applyBatch(prepared.map((p) => p.nativeItem))
   return prepared.map((p) => p.finish())
 }
 
 /**
- * `applyBatch` on the libuv thread pool; tensors are read with `dataAsync`. Do not touch the
- * arrays or variables until the Promise settles.
+ * `applyBatch` on the libuv thread pool; tensors are read with `dataAsync`. Arrays over a
+ * SharedArrayBuffer are constrained where they are; other arrays are copied now and written back
+ * when the Promise settles (all of them, or none if one was detached or resized meanwhile: the
+ * Promise then rejects with a RangeError).
  */
 export async function applyBatchAsync(items: readonly BatchItem[]): Promise<BatchResult[]> {
-  const reads = new Map<Tensor, Float32Array>()
-  checkItemList(items)
+  const snapshots = snapshot(items)
+  const reads = new Map<Snapshot, Float32Array>()
   // Read every tensor first (async), then prepare synchronously from those copies.
-  for (const [index, item] of items.entries()) {
-    const tensor = tensorOf(item, index)
-    if (tensor !== undefined) reads.set(tensor.value, await ownedFloat32DataAsync(tensor.value, tensor.argument))
+  for (const item of snapshots) {
+    if (item.kind !== 'array') reads.set(item, await ownedFloat32DataAsync(item.value, item.argument))
   }
-  const prepared = prepare(items, (tensor) => reads.get(tensor) as Float32Array)
+  const prepared = prepare(snapshots, (_tensor, _argument, item) => reads.get(item) as Float32Array)
   await native.applyBatchAsync(prepared.map((p) => p.nativeItem))
   return prepared.map((p) => p.finish())
 }
 
 function prepare(
-  items: readonly BatchItem[],
-  read: (tensor: Tensor, argument: string) => Float32Array,
+  snapshots: readonly Snapshot[],
+  read: (tensor: Tensor, argument: string, item: Snapshot) => Float32Array,
 ): PreparedItem[] {
-  checkItemList(items)
-  return items.map((item, index) => {
-    const constraint = nativeConstraintFor(item, index)
-    if ('array' in item) {
+  return snapshots.map((item) => {
+    const { constraint } = item
+    if (item.kind === 'array') {
       // The native call checks the array and shape and names them items[i].array / .shape.
-      const nativeItem = { array: item.array, shape: item.shape as number[], constraint }
-      return { nativeItem, finish: () => item.array }
+      return { nativeItem: { array: item.array, shape: item.shape, constraint }, finish: () => item.array }
     }
-    const tensor = tensorOf(item, index)
-    if (tensor === undefined) {
-      throw new TypeError(`items[${index}]: expected {array, shape, constraint}, {tensor, constraint} or {variable, constraint}`)
-    }
-    const data = read(tensor.value, tensor.argument)
-    const shape = [...tensor.value.shape]
+    const data = read(item.value, item.argument, item)
+    const shape = item.value.shape.slice()
     const nativeItem = { array: data, shape, constraint }
-    if ('variable' in item) {
+    if (item.kind === 'variable') {
+      const variable = item.value as Variable
       return {
         nativeItem,
         finish: () => {
           const value = float32Tensor(data, shape)
-          item.variable.assign(value)
+          variable.assign(value)
           // assign took its own reference to the data; drop ours so nothing leaks.
           value.dispose()
-          return item.variable
+          return variable
         },
       }
     }
@@ -110,37 +119,51 @@ function prepare(
   })
 }
 
-function checkItemList(items: unknown): void {
+/** Reads every item's properties once each, checking them and rejecting unknown keys. */
+function snapshot(items: unknown): Snapshot[] {
   if (!Array.isArray(items)) throw new TypeError(`items: expected an array of batch items, got ${describe(items)}`)
-  items.forEach((item, index) => {
-    if (item === null || typeof item !== 'object') {
+  const count = items.length
+  const snapshots: Snapshot[] = []
+  for (let index = 0; index < count; index++) {
+    const item: unknown = items[index]
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) {
       throw new TypeError(`items[${index}]: expected an object, got ${describe(item)}`)
     }
-  })
+    const keys = Object.keys(item)
+    const kind = keys.includes('array') ? 'array' : keys.includes('variable') ? 'variable' : keys.includes('tensor') ? 'tensor' : undefined
+    if (kind === undefined) {
+      throw new TypeError(`items[${index}]: expected {array, shape, constraint}, {tensor, constraint} or {variable, constraint}`)
+    }
+    const allowed: readonly string[] = ITEM_KEYS[kind]
+    for (const key of keys) {
+      if (!allowed.includes(key)) {
+        throw new TypeError(`items[${index}]: unknown key '${key}' for an item with '${kind}'; expected ${allowed.join(', ')}`)
+      }
+    }
+    const record = item as Record<string, unknown>
+    const constraint = nativeConstraintFor(record['constraint'], index)
+    if (kind === 'array') {
+      const array = record['array']
+      const shape = copyShape(record['shape'], `items[${index}].shape`)
+      snapshots.push({ kind, array: array as FloatArray, shape, constraint })
+      continue
+    }
+    const value = record[kind]
+    const argument = `items[${index}].${kind}`
+    if (kind === 'variable' ? !isVariable(value) : !isTensor(value)) {
+      throw new TypeError(`${argument}: expected a tf.${kind === 'variable' ? 'Variable' : 'Tensor'}, got ${describe(value)}`)
+    }
+    snapshots.push({ kind, value: value as Tensor, argument, constraint })
+  }
+  return snapshots
 }
 
-function tensorOf(item: BatchItem, index: number): { value: Tensor; argument: string } | undefined {
-  if ('variable' in item) {
-    if (!isVariable(item.variable)) {
-      throw new TypeError(`items[${index}].variable: expected a tf.Variable, got ${describe(item.variable)}`)
-    }
-    return { value: item.variable, argument: `items[${index}].variable` }
-  }
-  if ('tensor' in item) {
-    if (!isTensor(item.tensor)) {
-      throw new TypeError(`items[${index}].tensor: expected a tf.Tensor, got ${describe(item.tensor)}`)
-    }
-    return { value: item.tensor, argument: `items[${index}].tensor` }
-  }
-  return undefined
-}
-
-function nativeConstraintFor(item: BatchItem, index: number): native.NativeConstraint {
-  const found = nativeConstraintOf(item.constraint)
+function nativeConstraintFor(constraint: unknown, index: number): native.NativeConstraint {
+  const found = nativeConstraintOf(constraint)
   if (found === undefined) {
     throw new TypeError(
       `items[${index}].constraint: expected a NativeConstraint, a normclip constraint or one of tfjs' ` +
-        `MaxNorm, MinMaxNorm, UnitNorm, NonNeg, got ${describe(item.constraint)}`,
+        `MaxNorm, MinMaxNorm, UnitNorm, NonNeg, got ${describe(constraint)}`,
     )
   }
   return found

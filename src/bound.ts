@@ -1,6 +1,7 @@
 // The per-call fast path: a constraint planned once per shape, applied through a raw N-API
 // function. This is what repeated calls (a weight after every training step) should go through.
 import * as native from './native/index.js'
+import { describe } from './options'
 
 /** A typed array the core accepts. */
 export type FloatArray = Float32Array | Float64Array
@@ -18,40 +19,53 @@ const applyBound = (native as unknown as { applyBound(bound: BoundConstraint, ar
 const MAX_BOUND_SHAPES = 256
 
 /**
- * Builds a constraint once (throwing a TypeError or RangeError for a bad spec) and returns a
- * function that applies it in place to `array`, a row-major tensor of `shape`. The plan for each
- * shape is made on its first call and reused, so a call costs ~0.3 µs plus the work: the path
- * for applying a constraint after every training step.
+ * Builds a constraint once (throwing a TypeError or RangeError for a bad spec or an unknown key)
+ * and returns a function that applies it in place to `array`, a row-major tensor of `shape`.
+ * The spec is read once, here: changing the object later changes nothing. The plan for each
+ * shape is made on its first call and reused, so a call costs well under a microsecond plus the
+ * work: the path for applying a constraint after every training step.
  */
 export function constrain(spec: native.NativeConstraintSpec): (array: FloatArray, shape: readonly number[]) => void {
-  new native.NativeConstraint(spec) // validates the spec now, not on the first call
-  return boundApplier(spec)
+  return boundApplier(native.NativeConstraint.create(spec))
 }
 
-/** `constrain` for a spec already validated (e.g. by a `NativeConstraint` built from it). */
-export function boundApplier(spec: native.NativeConstraintSpec): (array: FloatArray, shape: readonly number[]) => void {
+/** `constrain` for a constraint already built. */
+export function boundApplier(constraint: native.NativeConstraint): (array: FloatArray, shape: readonly number[]) => void {
   const bound = new Map<string, BoundConstraint>()
   return (array, shape) => {
-    const key = shapeKey(shape)
-    let handle = key === undefined ? undefined : bound.get(key)
+    // One read of the shape: the key and the plan both come from this copy, so a getter that
+    // answers differently on each read cannot pair a plan with another shape.
+    const dims = copyShape(shape, 'shape')
+    const key = dims.join(',')
+    let handle = bound.get(key)
     if (handle === undefined) {
-      handle = native.createBoundConstraint(spec, shape as number[])
-      if (key !== undefined) {
-        if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
-        bound.set(key, handle)
-      }
+      handle = constraint.bind(dims)
+      if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
+      bound.set(key, handle)
     }
     applyBound(handle, array)
   }
 }
 
-/** A cache key for a shape of plain numbers; undefined for anything else (the native side rejects it). */
-function shapeKey(shape: unknown): string | undefined {
-  if (!Array.isArray(shape)) return undefined
-  for (const dim of shape) if (typeof dim !== 'number') return undefined
-  return shape.join(',')
+/**
+ * A shape, copied: an Array (no other iterable) whose elements are read once each and must be
+ * numbers (the native side checks they are non-negative integers). Every wrapper passes the
+ * copy on, never the caller's array.
+ */
+export function copyShape(shape: unknown, argument: string): number[] {
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${argument}: expected an array of non-negative integers, got ${describe(shape)}`)
+  }
+  const rank = shape.length
+  const dims = new Array<number>(rank)
+  for (let i = 0; i < rank; i++) {
+    const dim: unknown = shape[i]
+    if (typeof dim !== 'number') {
+      throw new TypeError(`${argument}: expected non-negative integers, got ${describe(dim)} at index ${i}`)
+    }
+    dims[i] = dim
+  }
+  return dims
 }
 
-/** Builds a constraint for arrays of one `shape`, checked and planned once; see `applyBound`. */
-export { createBoundConstraint } from './native/index.js'
 export { applyBound }

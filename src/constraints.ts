@@ -23,8 +23,8 @@
  * round-trip normclip's classes while tfjs' built-ins keep resolving to tfjs' classes. For
  * Keras-named JSON see `serialize` and `useNativeConstraints` in `./serialization.ts`.
  */
-import { NativeConstraint, type NativeNorms } from './native/index.js'
-import { boundApplier } from './bound'
+import { NativeConstraint, type NativeConstraintSpec, type NativeNorms } from './native/index.js'
+import { boundApplier, copyShape } from './bound'
 import {
   AXIS,
   DEFAULT_EPSILON,
@@ -115,8 +115,8 @@ export class Constraint extends TfjsConstraintBase implements TfjsConstraintLike
   applyCopy(array: FloatArray, shape: readonly number[]): FloatArray {
     // A generic constraint only has `apply(tensor)`, so the array goes through a float32 tensor.
     const tf = requireTfjs(`${this.kindName()}.applyCopy`)
-    checkArrayArgument(array, shape)
-    const input = tf.tensor(new Float32Array(array), [...shape], 'float32')
+    checkArrayArgument(array)
+    const input = tf.tensor(new Float32Array(array), copyShape(shape, 'shape'), 'float32')
     try {
       const result = this.apply(input)
       const values = result.dataSync() as Float32Array
@@ -144,14 +144,14 @@ export abstract class NativeBackedConstraint extends Constraint {
   /** In-place application through plans bound per shape: ~0.3 µs per call instead of ~1 µs. */
   private readonly applyBound: (array: FloatArray, shape: readonly number[]) => void
 
-  protected constructor(spec: ConstructorParameters<typeof NativeConstraint>[0], owner: string) {
+  protected constructor(spec: NativeConstraintSpec, owner: string) {
     super()
     try {
-      this.native = new NativeConstraint(spec)
+      this.native = NativeConstraint.create(spec)
     } catch (error) {
       throw prefixError(error, owner)
     }
-    this.applyBound = boundApplier(spec)
+    this.applyBound = boundApplier(this.native)
   }
 
   /** The constrained weight as a new float32 tensor, on whatever backend `w` lives on. */
@@ -166,7 +166,7 @@ export abstract class NativeBackedConstraint extends Constraint {
       return float32Tensor(data, w.shape)
     }
     // The backend's own storage (cpu): a fused native copy-and-scale, never a write into it.
-    return float32Tensor(this.native.applyCopy(data, [...w.shape]) as Float32Array, w.shape)
+    return float32Tensor(this.native.applyCopy(data, w.shape.slice()) as Float32Array, w.shape)
   }
 
   /** `apply` reading the tensor with `dataAsync`, so GPU backends do not block the thread. */
@@ -183,17 +183,21 @@ export abstract class NativeBackedConstraint extends Constraint {
   }
 
   override applyCopy(array: FloatArray, shape: readonly number[]): FloatArray {
-    return this.native.applyCopy(array, [...shape])
+    return this.native.applyCopy(array, copyShape(shape, 'shape'))
   }
 
-  /** Runs on the libuv thread pool; do not touch `array` until the Promise settles. */
+  /**
+   * Runs on the libuv thread pool. An array over a SharedArrayBuffer is constrained where it
+   * is; any other array is copied now and written back when the Promise settles (rejecting with
+   * a RangeError, nothing written, if it was detached or resized meanwhile).
+   */
   override applyInPlaceAsync(array: FloatArray, shape: readonly number[]): Promise<void> {
-    return this.native.applyInPlaceAsync(array, [...shape])
+    return this.native.applyInPlaceAsync(array, copyShape(shape, 'shape'))
   }
 
   /** The L2 norms along the constraint's axes, keepdims (`{norms, shape}`). */
   norms(array: FloatArray, shape: readonly number[]): NativeNorms {
-    return this.native.norms(array, [...shape])
+    return this.native.norms(array, copyShape(shape, 'shape'))
   }
 }
 
@@ -493,7 +497,7 @@ export function nativeConstraintOf(c: unknown): NativeConstraint | undefined {
     const epsilon = requireTfjs('a tfjs constraint').backend().epsilon()
     const spec = kind === 'nonNeg' ? { kind } : { kind, ...(config as object), epsilon }
     try {
-      cached = new NativeConstraint(spec)
+      cached = NativeConstraint.create(spec)
     } catch (error) {
       throw prefixError(error, `tfjs ${builtIn.getClassName()} ${JSON.stringify(config)}`)
     }
@@ -509,11 +513,10 @@ function checkTensorArgument(w: unknown, argument: string): asserts w is Tensor 
   if (!isTensor(w)) throw new TypeError(`${argument}: expected a tf.Tensor, got ${describe(w)}`)
 }
 
-function checkArrayArgument(array: unknown, shape: unknown): void {
+function checkArrayArgument(array: unknown): void {
   if (!(array instanceof Float32Array || array instanceof Float64Array)) {
     throw new TypeError(`array: expected a Float32Array or Float64Array, got ${describe(array)}`)
   }
-  if (!Array.isArray(shape)) throw new TypeError(`shape: expected an array of integers, got ${describe(shape)}`)
 }
 
 /** The same kind of error with `owner: ` in front, so the message says which constraint complained. */

@@ -20,7 +20,7 @@
 export { NativeConstraint, simdTier, threadCount } from './native/index.js'
 export type { NativeConstraintSpec, NativeBatchItem, NativeNorms } from './native/index.js'
 
-export { constrain, createBoundConstraint, applyBound, type FloatArray, type BoundConstraint } from './bound'
+export { constrain, applyBound, type FloatArray, type BoundConstraint } from './bound'
 
 // The Keras-compatible API and the TensorFlow.js interop (tfjs is an optional peer: everything
 // below works on typed arrays without it).

@@ -52,27 +52,16 @@ interface AppliesToTensor {
   apply(weight: Tf.Tensor): Tf.Tensor
 }
 
-/** The backend-side identity of the tensor data last built over a reused buffer (see `NativeWeight.buffer`). */
-interface WrittenData {
-  backend: Tf.KernelBackend
-  dataId: object
-}
-
 /** A float32 weight whose constraint runs in the native core. */
 interface NativeWeight {
   variable: Tf.Variable
   shape: number[]
   /**
-   * Our copy of the weight, constrained in place by the native core and handed to `tf.tensor`.
-   * tfjs' cpu backend (and the lazy uploads of webgl and tfjs-node) keep that very array as the
-   * tensor's storage, so it is reused at the next step only once the tensor data built over it
-   * has been freed — normally the optimizer's next `assign` frees it. If anything still holds it
-   * (a `clone` of the weight, a snapshot taken by a callback, two calls without a step between),
-   * a fresh buffer is allocated rather than overwriting data someone can still read.
+   * This weight's entry in the plan's `applyBatch` argument. Each step fills in `array` (the
+   * weight's current values) and, when those are the backend's own storage, `output`: a new
+   * array for the constrained values. Nothing is ever written into an array tfjs may have
+   * handed out — the cpu backend's `dataSync()` returns its storage, which the app may hold.
    */
-  buffer: Float32Array
-  written: WrittenData | undefined
-  /** This weight's entry in the plan's `applyBatch` argument, whose `array` is kept equal to `buffer`. */
   batchItem: NativeBatchItem
 }
 
@@ -142,11 +131,10 @@ export function applyConstraints(target: ConstraintTarget): void {
     plans.set(target, plan)
   }
   if (plan.batchItems.length > 0) {
-    for (const weight of plan.nativeWeights) readIntoOwnBuffer(weight)
+    const results = plan.nativeWeights.map(readForBatch)
     // Checks every item before writing any: on a bad item nothing has been changed.
     applyBatch(plan.batchItems)
-    const backend = tf.engine().backend
-    for (const weight of plan.nativeWeights) writeBack(tf, backend, weight)
+    plan.nativeWeights.forEach((weight, i) => writeBack(tf, weight, results[i]!))
   }
   for (const { variable, constraint } of plan.tensorWeights) {
     const constrained = tf.tidy(() => constraint.apply(variable))
@@ -287,9 +275,8 @@ function buildPlan(weights: Tf.LayerVariable[]): Plan {
     if (native !== undefined) {
       if (variable.size === 0) continue // nothing to constrain, and nothing the core needs to see
       const shape = variable.shape.slice()
-      const buffer = new Float32Array(variable.size)
-      const batchItem: NativeBatchItem = { array: buffer, shape, constraint: native }
-      plan.nativeWeights.push({ variable, shape, buffer, written: undefined, batchItem })
+      const batchItem: NativeBatchItem = { array: new Float32Array(0), shape, constraint: native }
+      plan.nativeWeights.push({ variable, shape, batchItem })
       plan.batchItems.push(batchItem)
     } else {
       plan.tensorWeights.push({ variable, constraint: constraint as AppliesToTensor })
@@ -320,34 +307,26 @@ function variableOf(weight: Tf.LayerVariable): Tf.Variable {
   return variable
 }
 
-function readIntoOwnBuffer(weight: NativeWeight): void {
+/**
+ * Points the weight's batch item at its current values and returns the array that will hold the
+ * constrained ones: the values themselves when `dataSync` copied them out for us (tfjs-node,
+ * wasm), else a new array — the cpu backend hands out its own storage, which is only read.
+ */
+function readForBatch(weight: NativeWeight): Float32Array {
   const data = weight.variable.dataSync() as Float32Array
+  weight.batchItem.array = data
   if (dataSyncIsFresh(weight.variable)) {
-    // tfjs-node and wasm copied the data out for us: the core may write into that copy.
-    weight.buffer = data
-    weight.batchItem.array = data
-    weight.written = undefined
-    return
+    delete weight.batchItem.output
+    return data
   }
-  if (weight.written !== undefined && !isFreed(weight.written)) {
-    weight.buffer = new Float32Array(weight.buffer.length)
-    weight.batchItem.array = weight.buffer
-  }
-  weight.written = undefined
-  // On the cpu backend dataSync returns the variable's storage itself: copying it is what lets
-  // the core write without touching data other tensors may share.
-  weight.buffer.set(data)
+  // A zeroed allocation: fresh pages for large weights, written once by the fused copy.
+  const output = new Float32Array(data.length)
+  weight.batchItem.output = output
+  return output
 }
 
-function writeBack(tf: TfModule, backend: Tf.KernelBackend, weight: NativeWeight): void {
-  const constrained = tf.tensor(weight.buffer, weight.shape, 'float32')
+function writeBack(tf: TfModule, weight: NativeWeight, values: Float32Array): void {
+  const constrained = tf.tensor(values, weight.shape, 'float32')
   weight.variable.assign(constrained)
-  weight.written = { backend, dataId: constrained.dataId }
   constrained.dispose() // the variable holds its own reference to the data
-}
-
-/** Whether the backend has released the tensor data built over a buffer, so that the buffer is ours again. */
-function isFreed({ backend, dataId }: WrittenData): boolean {
-  // Every tfjs 4 backend implements refCount (0 once the data is gone); be conservative otherwise.
-  return typeof backend.refCount === 'function' && backend.refCount(dataId) === 0
 }

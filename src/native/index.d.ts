@@ -16,10 +16,13 @@ export declare class ExternalObject<T> {
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A weight constraint built once from a spec (validated there) and applied to many buffers. */
+/**
+ * A weight constraint, validated once from a spec (a snapshot: later changes to the spec
+ * object change nothing) and applied to many buffers. Made by `NativeConstraint.create(spec)`.
+ */
 export declare class NativeConstraint {
-  /** Builds a constraint; throws a TypeError or RangeError naming the bad field. */
-  constructor(spec: NativeConstraintSpec)
+  /** Builds a constraint; throws a TypeError or RangeError naming the bad field or key. */
+  static create(spec: NativeConstraintSpec): NativeConstraint
   /** `'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'`. */
   get kind(): 'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'
   /**
@@ -30,9 +33,11 @@ export declare class NativeConstraint {
   /** A constrained copy of `array`, of the same type; `array` is left untouched. */
   applyCopy(array: Float32Array | Float64Array, shape: number[]): Float32Array | Float64Array
   /**
-   * Applies the constraint in place on the libuv thread pool. The arguments are checked now
-   * (a bad one throws at once); the Promise settles when the buffer has been written.
-   * Do not read or write `array` from JavaScript until it settles.
+   * Applies the constraint in place on the libuv thread pool. Arguments are checked now (a
+   * bad one throws at once). An array over a SharedArrayBuffer is constrained where it is;
+   * any other array is copied now and written back when the Promise settles — if by then it
+   * was detached, transferred or resized, the Promise rejects with a RangeError and nothing
+   * is written. Writes made to the array meanwhile are overwritten.
    */
   applyInPlaceAsync(array: Float32Array | Float64Array, shape: number[]): Promise<void>
   /**
@@ -40,17 +45,33 @@ export declare class NativeConstraint {
    * no axes and throw).
    */
   norms(array: Float32Array | Float64Array, shape: number[]): NativeNorms
+  /**
+   * This constraint bound to one `shape` (checked and planned now): the fastest way to apply
+   * it many times, e.g. to the same weight after every training step. Apply it with
+   * `applyBound(bound, array)`.
+   */
+  bind(shape: number[]): ExternalObject<'NativeBoundConstraint'>
 }
 
 /**
- * Applies each item's constraint to its array in place, in one call. Every item is checked
- * (and the arrays checked not to overlap) before any array is written.
+ * Panics on purpose, so tests can prove that a panic in each kind of entry point becomes a JS
+ * `Error` instead of aborting Node: `'sync'` here, `'bound'` through `applyBound`'s guard,
+ * `'async'` on the libuv pool. Not part of the public API.
+ */
+export declare function __panicForTests(kind: 'sync' | 'bound' | 'async'): void | Promise<void>
+
+/**
+ * Applies each item's constraint, in one call: in place, or into the item's `output` when it
+ * has one. Every item is checked (and no written array may share memory with another) before
+ * any array is written.
  */
 export declare function applyBatch(items: NativeBatchItem[]): void
 
 /**
- * `applyBatch` on the libuv thread pool. Items are checked now (a bad one throws at once); do
- * not touch the arrays until the Promise settles.
+ * `applyBatch` on the libuv thread pool, in place (no `output`), with the memory rules of
+ * `NativeConstraint.applyInPlaceAsync`: arrays over a SharedArrayBuffer are constrained where
+ * they are, others are copied now and written back when the Promise settles — all of them, or,
+ * if one was detached or resized meanwhile, none (the Promise rejects with a RangeError).
  */
 export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
 
@@ -60,21 +81,22 @@ export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
  */
 export declare function bandwidthProbe(array: Float32Array, factor: number): number
 
-/**
- * Builds a constraint for arrays of one `shape` (validated now, with its plan made once): the
- * fastest way to apply it many times, e.g. to the same weight after every training step.
- * Apply it with `applyBound(bound, array)`.
- */
-export declare function createBoundConstraint(spec: NativeConstraintSpec, shape: number[]): ExternalObject<'NativeBoundConstraint'>
-
 /** One item of `applyBatch`. */
 export interface NativeBatchItem {
   array: Float32Array | Float64Array
   shape: Array<number>
   constraint: NativeConstraint
+  /**
+   * Where the constrained values go (a new array of the same type and length, sharing memory
+   * with no other array of the batch); `array` is then only read. `applyBatch` only.
+   */
+  output?: Float32Array | Float64Array
 }
 
-/** What a `NativeConstraint` is built from. Unset fields take Keras' defaults. */
+/**
+ * What a `NativeConstraint` is built from. Unset fields take Keras' defaults; keys a kind does
+ * not take are a TypeError.
+ */
 export interface NativeConstraintSpec {
   /** `'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'`. */
   kind: 'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'
@@ -94,7 +116,7 @@ export interface NativeConstraintSpec {
    * exactly onto the bound).
    */
   mode?: 'keras' | 'projection'
-  /** Added to every norm in Keras mode, default 1e-7 (Keras' `backend.epsilon()`). */
+  /** Added to every norm in Keras mode, default 1e-7 (Keras' `backend.epsilon()`); finite, > 0. */
   epsilon?: number
 }
 
@@ -111,7 +133,7 @@ export interface NativeNorms {
 export declare function simdTier(): string
 
 /**
- * Threads used for tensors of 1M elements and more (`NORMCLIP_THREADS`, else the core count).
- * Results are bit-identical whatever this number is.
+ * Threads used for tensors of 1M elements and more (`NORMCLIP_THREADS`, else the core count;
+ * at most 4 per core). Results are bit-identical whatever this number is.
  */
 export declare function threadCount(): number

@@ -836,9 +836,9 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeConstraint = nativeBinding.NativeConstraint
+module.exports.__panicForTests = nativeBinding.__panicForTests
 module.exports.applyBatch = nativeBinding.applyBatch
 module.exports.applyBatchAsync = nativeBinding.applyBatchAsync
 module.exports.bandwidthProbe = nativeBinding.bandwidthProbe
-module.exports.createBoundConstraint = nativeBinding.createBoundConstraint
 module.exports.simdTier = nativeBinding.simdTier
 module.exports.threadCount = nativeBinding.threadCount

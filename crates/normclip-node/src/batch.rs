@@ -1,181 +1,29 @@
-//! `applyBatch`: many (array, shape, constraint) items in one crossing — a model's whole weight set.
+//! `applyBatch`: many `{ array, shape, constraint, output? }` items in one crossing — a model's
+//! whole weight set. Every item is read (phase 1) before any memory is looked at, so a getter on
+//! item k cannot free the memory of item j; every view is checked, and written views checked
+//! disjoint from all others, before anything is written.
 
-use napi::bindgen_prelude::{Array, AsyncTask, ClassInstance, JsValue, Object, Unknown};
+use napi::bindgen_prelude::{AsyncTask, ClassInstance, FromNapiValue, JsValue, Unknown};
 use napi::{Env, ValueType};
 use napi_derive::napi;
 use normclip_core::apply::Prepared;
+use normclip_core::batch::{apply_batch as run_batch, Job};
+use normclip_core::spec::quoted;
 use normclip_core::{Constraint, Error as CoreError};
-use rayon::prelude::*;
 
-use crate::arrays::{describe, ArrayView, Dtype, HeldArray};
-use crate::constraint::{run_on, ApplyTask, CheckedCall, NativeConstraint};
-use crate::errors::{throw, OrThrow};
-
-/// Items smaller than this are not worth a thread of their own.
-const PARALLEL_BATCH_ELEMENTS: usize = 1 << 18;
-
-struct BatchItem<'env> {
-    constraint: ClassInstance<'env, NativeConstraint>,
-    array: Unknown<'env>,
-    call: CheckedCall,
-}
-
-/// Reads and checks every item, and that no two arrays share memory, before anything is written.
-fn check_items<'env>(env: &Env, items: &Unknown<'env>) -> napi::Result<Vec<BatchItem<'env>>> {
-    if !items.is_array().unwrap_or(false) {
-        return Err(throw(
-            env,
-            CoreError::type_error(format!(
-                "items: expected an array of {{ array, shape, constraint }}, got {}",
-                describe(items)
-            )),
-        ));
-    }
-    // SAFETY: checked to be an Array just above.
-    let list = unsafe { items.cast::<Array>()? };
-    let mut checked = Vec::with_capacity(list.len() as usize);
-    for index in 0..list.len() {
-        let item: Unknown = list.get(index)?.expect("index below length");
-        if item.get_type()? != ValueType::Object {
-            return Err(throw(
-                env,
-                CoreError::type_error(format!(
-                    "items[{index}]: expected {{ array, shape, constraint }}, got {}",
-                    describe(&item)
-                )),
-            ));
-        }
-        // SAFETY: checked to be an object just above.
-        let object = unsafe { item.cast::<Object>()? };
-        let field = |name: &str| -> napi::Result<Unknown<'env>> {
-            match object.get::<Unknown>(name)? {
-                Some(value) => Ok(value),
-                None => Err(throw(
-                    env,
-                    CoreError::type_error(format!("items[{index}].{name}: missing")),
-                )),
-            }
-        };
-        let constraint_value = field("constraint")?;
-        // SAFETY: `ClassInstance` checks the wrapped type and fails for anything else.
-        let constraint = unsafe { constraint_value.cast::<ClassInstance<NativeConstraint>>() }
-            .map_err(|_| {
-                throw(
-                    env,
-                    CoreError::type_error(format!(
-                        "items[{index}].constraint: expected a NativeConstraint, got {}",
-                        describe(&constraint_value)
-                    )),
-                )
-            })?;
-        let array = field("array")?;
-        let call = constraint.check(env, &array, &field("shape")?, &format!("items[{index}]."))?;
-        checked.push(BatchItem {
-            constraint,
-            array,
-            call,
-        });
-    }
-    reject_overlaps(checked.iter().map(|item| &item.call.view)).or_throw(env)?;
-    Ok(checked)
-}
-
-fn reject_overlaps<'a>(views: impl Iterator<Item = &'a ArrayView>) -> Result<(), CoreError> {
-    let mut ranges: Vec<(usize, usize, usize)> = views
-        .enumerate()
-        .filter(|(_, view)| view.len > 0)
-        .map(|(index, view)| {
-            let (start, end) = view.byte_range();
-            (start, end, index)
-        })
-        .collect();
-    ranges.sort_unstable();
-    for pair in ranges.windows(2) {
-        let ((_, end, first), (start, _, second)) = (pair[0], pair[1]);
-        if start < end {
-            let (a, b) = (first.min(second), first.max(second));
-            return Err(CoreError::range(format!(
-                "items[{b}].array: expected memory of its own, but it overlaps items[{a}].array"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Runs independent jobs, in parallel when there is enough work for two threads.
-pub(crate) fn run_jobs<J: Send>(jobs: &mut [J], run: impl Fn(&mut J) + Sync + Send) {
-    if jobs.len() > 1 && normclip_core::thread_count() > 1 {
-        jobs.par_iter_mut().with_min_len(1).for_each(run);
-    } else {
-        jobs.iter_mut().for_each(run);
-    }
-}
-
-/// A job of a synchronous batch: a slice of a JS array that no other job touches.
-struct SyncJob<'a> {
-    constraint: &'a Constraint,
-    prepared: &'a Prepared,
-    target: Target<'a>,
-}
-
-enum Target<'a> {
-    F32(&'a mut [f32]),
-    F64(&'a mut [f64]),
-}
-
-/// Applies each item's constraint to its array in place, in one call. Every item is checked
-/// (and the arrays checked not to overlap) before any array is written.
-#[napi(ts_args_type = "items: NativeBatchItem[]")]
-pub fn apply_batch(env: Env, items: Unknown) -> napi::Result<()> {
-    let items = check_items(&env, &items)?;
-    let total: usize = items.iter().map(|item| item.call.view.len).sum();
-    let mut jobs: Vec<SyncJob> = items
-        .iter()
-        .map(|item| SyncJob {
-            constraint: &item.constraint.inner,
-            prepared: &item.call.prepared,
-            // SAFETY: the views come from this synchronous call (JS cannot run meanwhile) and were
-            // checked pairwise disjoint, so each slice is the only one of its memory.
-            target: match item.call.view.dtype {
-                // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-                Dtype::F32 => Target::F32(unsafe { item.call.view.f32_mut() }),
-                // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-                Dtype::F64 => Target::F64(unsafe { item.call.view.f64_mut() }),
-            },
-        })
-        .collect();
-    let run = |job: &mut SyncJob| match &mut job.target {
-        Target::F32(data) => run_on(job.constraint, job.prepared, data),
-        Target::F64(data) => run_on(job.constraint, job.prepared, data),
-    };
-    if total >= PARALLEL_BATCH_ELEMENTS {
-        run_jobs(&mut jobs, run);
-    } else {
-        jobs.iter_mut().for_each(run);
-    }
-    Ok(())
-}
-
-/// `applyBatch` on the libuv thread pool. Items are checked now (a bad one throws at once); do
-/// not touch the arrays until the Promise settles.
-#[napi(
-    ts_args_type = "items: NativeBatchItem[]",
-    ts_return_type = "Promise<void>"
-)]
-pub fn apply_batch_async(env: Env, items: Unknown) -> napi::Result<AsyncTask<ApplyTask>> {
-    let items = check_items(&env, &items)?;
-    let mut jobs = Vec::with_capacity(items.len());
-    for item in items {
-        let held = HeldArray::hold(&item.call.view, &item.array)?;
-        jobs.push((item.constraint.inner.clone(), item.call.prepared, held));
-    }
-    Ok(AsyncTask::new(ApplyTask { jobs }))
-}
+use crate::constraint::NativeConstraint;
+use crate::errors::{guard, Failure, OrThrow, Res};
+use crate::read::{describe, Arg, ArrayArg, Reading, Shape};
+use crate::task::{hold_all, ApplyTask, Pending};
+use crate::views::{Access, Request};
 
 /// One item of `applyBatch`.
-#[allow(
-    dead_code,
-    reason = "declares the TypeScript interface only; the binding reads the fields one by one to name a bad one in its error"
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "declares the TypeScript interface; the binding reads the items key by key to name a bad one"
+    )
 )]
 #[napi(object)]
 pub struct NativeBatchItem {
@@ -184,4 +32,187 @@ pub struct NativeBatchItem {
     pub shape: Vec<f64>,
     #[napi(ts_type = "NativeConstraint")]
     pub constraint: Unknown<'static>,
+    /// Where the constrained values go (a new array of the same type and length, sharing memory
+    /// with no other array of the batch); `array` is then only read. `applyBatch` only.
+    #[napi(ts_type = "Float32Array | Float64Array")]
+    pub output: Option<Unknown<'static>>,
+}
+
+/// An item after phase 1.
+struct Item {
+    array: ArrayArg<'static>,
+    output: Option<ArrayArg<'static>>,
+    shape: Shape,
+    constraint: Constraint,
+    prepared: Prepared,
+}
+
+const ITEM_KEYS: [&str; 4] = ["array", "shape", "constraint", "output"];
+
+fn read_items(reading: &Reading, items: &Unknown, with_output: bool) -> Res<Vec<Item>> {
+    let Some(count) = reading.array_length(items) else {
+        return Err(Failure::type_error(format!(
+            "items: expected an array of {{ array, shape, constraint }}, got {}",
+            describe(items)
+        )));
+    };
+    let keys = if with_output {
+        &ITEM_KEYS[..]
+    } else {
+        &ITEM_KEYS[..3]
+    };
+    let mut read = Vec::with_capacity(count.min(1 << 16) as usize);
+    for index in 0..count {
+        let item = reading.element(items, index)?;
+        if item.get_type().ok() != Some(ValueType::Object) || item.is_array().unwrap_or(false) {
+            return Err(Failure::type_error(format!(
+                "items[{index}]: expected {{ array, shape, constraint }}, got {}",
+                describe(&item)
+            )));
+        }
+        for key in reading.keys(&item)? {
+            if !keys.contains(&key.as_str()) {
+                return Err(Failure::type_error(format!(
+                    "items[{index}]: unknown key {key:?}; expected {}",
+                    quoted(keys)
+                )));
+            }
+        }
+        let field = |name: &'static str| -> Res<Unknown> {
+            reading
+                .property(&item, name)?
+                .ok_or_else(|| Failure::type_error(format!("items[{index}].{name}: missing")))
+        };
+        let constraint_value = field("constraint")?;
+        // SAFETY: `constraint_value` is a value of this call's scope. `ClassInstance` unwraps it
+        // and checks napi-rs' type tag for `NativeConstraint` (no JavaScript runs), failing for
+        // anything else.
+        let constraint = unsafe {
+            ClassInstance::<NativeConstraint>::from_napi_value(
+                reading.env().raw(),
+                constraint_value.raw(),
+            )
+        }
+        .map_err(|_| {
+            Failure::type_error(format!(
+                "items[{index}].constraint: expected a NativeConstraint, got {}",
+                describe(&constraint_value)
+            ))
+        })?
+        .inner
+        .clone();
+        let array = reading.array(&field("array")?, Arg::item(index, "array"))?;
+        let shape = reading.shape(&field("shape")?, Arg::item(index, "shape"))?;
+        let output = match with_output {
+            true => match reading.property(&item, "output")? {
+                Some(value) => Some(reading.array(&value, Arg::item(index, "output"))?),
+                None => None,
+            },
+            false => None,
+        };
+        if let Some(output) = &output {
+            if output.dtype != array.dtype {
+                return Err(Failure::type_error(format!(
+                    "items[{index}].output: expected a {} like items[{index}].array, got a {}",
+                    array.dtype.name(),
+                    output.dtype.name()
+                )));
+            }
+        }
+        let prepared = constraint
+            .prepare(shape.len(), shape.dims())
+            .map_err(|error| CoreError {
+                message: format!("items[{index}].{}", error.message),
+                ..error
+            })?;
+        read.push(Item {
+            array,
+            output,
+            shape,
+            constraint,
+            prepared,
+        });
+    }
+    Ok(read)
+}
+
+fn apply_batch_inner(env: &Env, items: Unknown) -> Res<()> {
+    let reading = Reading::begin(env);
+    let items = read_items(&reading, &items, true)?;
+    let sealed = reading.seal();
+    let mut requests = Vec::with_capacity(items.len() * 2);
+    for item in &items {
+        let (dims, len) = (item.shape.dims(), item.shape.len());
+        match &item.output {
+            None => requests.push(Request::of_shape(&item.array, dims, len, Access::Write)),
+            Some(output) => {
+                requests.push(Request::of_shape(&item.array, dims, len, Access::Read));
+                requests.push(Request::of_shape(output, dims, len, Access::Write));
+            }
+        }
+    }
+    let mut views = sealed.views(&requests)?;
+    // Copies first (each reads one view and writes another), then the in-place items as one
+    // batch the core schedules.
+    let mut views = views.iter_mut();
+    let mut jobs = Vec::with_capacity(items.len());
+    for item in &items {
+        let view = views.next().expect("a view per request");
+        match &item.output {
+            None => jobs.push(Job {
+                constraint: &item.constraint,
+                prepared: &item.prepared,
+                data: view.floats_mut(),
+            }),
+            Some(_) => {
+                let out = views.next().expect("a view per request");
+                item.constraint.copy_prepared_on(
+                    &item.prepared,
+                    view.floats(),
+                    out.floats_mut(),
+                )?;
+            }
+        }
+    }
+    run_batch(&mut jobs);
+    Ok(())
+}
+
+fn apply_batch_async_inner(env: &Env, items: Unknown) -> Res<ApplyTask> {
+    let reading = Reading::begin(env);
+    let items = read_items(&reading, &items, false)?;
+    let pending = items
+        .iter()
+        .map(|item| Pending {
+            array: item.array,
+            shape: &item.shape,
+            constraint: item.constraint.clone(),
+            prepared: item.prepared.clone(),
+        })
+        .collect();
+    hold_all(reading.seal(), pending)
+}
+
+/// Applies each item's constraint, in one call: in place, or into the item's `output` when it
+/// has one. Every item is checked (and no written array may share memory with another) before
+/// any array is written.
+#[napi(catch_unwind, ts_args_type = "items: NativeBatchItem[]")]
+pub fn apply_batch(env: Env, items: Unknown) -> napi::Result<()> {
+    guard(&env, || apply_batch_inner(&env, items).or_throw(&env))
+}
+
+/// `applyBatch` on the libuv thread pool, in place (no `output`), with the memory rules of
+/// `NativeConstraint.applyInPlaceAsync`: arrays over a SharedArrayBuffer are constrained where
+/// they are, others are copied now and written back when the Promise settles — all of them, or,
+/// if one was detached or resized meanwhile, none (the Promise rejects with a RangeError).
+#[napi(
+    catch_unwind,
+    ts_args_type = "items: NativeBatchItem[]",
+    ts_return_type = "Promise<void>"
+)]
+pub fn apply_batch_async(env: Env, items: Unknown) -> napi::Result<AsyncTask<ApplyTask>> {
+    guard(&env, || {
+        let task = apply_batch_async_inner(&env, items).or_throw(&env)?;
+        Ok(AsyncTask::new(task))
+    })
 }

@@ -1,4 +1,5 @@
-//! Constraints bound to one shape, and `applyBound`: the per-call fast path.
+//! Constraints bound to one shape (`NativeConstraint.bind`), and `applyBound`: the per-call fast
+//! path.
 //!
 //! `applyBound` is registered as a raw N-API function rather than through `#[napi]`: for a 16-element
 //! tensor the napi-rs call glue (borrow scopes, the External registry lock) cost more than the
@@ -10,15 +11,12 @@ use std::ptr;
 
 use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env};
-use napi_derive::napi;
 use normclip_core::apply::Prepared;
 use normclip_core::{Constraint, Error as CoreError};
 
-use crate::arrays::{ArrayView, Dtype};
-use crate::constraint::run_on;
-use crate::errors::OrThrow;
-use crate::shape::read_shape;
-use crate::spec::read_spec;
+use crate::errors::{guard_raw, Failure, Res};
+use crate::read::{Arg, ArrayArg, Reading, Shape};
+use crate::views::{Access, Request};
 
 /// Marks our externals, so `applyBound` never reads another addon's pointer as ours.
 const BOUND_TAG: sys::napi_type_tag = sys::napi_type_tag {
@@ -29,37 +27,22 @@ const BOUND_TAG: sys::napi_type_tag = sys::napi_type_tag {
 /// A constraint with the plan for one shape, made once.
 pub struct BoundConstraint {
     constraint: Constraint,
-    shape: Vec<usize>,
-    len: usize,
+    shape: Shape,
     prepared: Prepared,
 }
 
 unsafe extern "C" fn finalize_bound(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-    // SAFETY: `data` is the `Box<BoundConstraint>` leaked in `create_bound_constraint`; V8 calls
-    // this finalizer exactly once, after the last JS reference is gone.
+    // SAFETY: `data` is the `Box<BoundConstraint>` leaked in `create`; V8 calls this finalizer
+    // exactly once, after the last JS reference is gone.
     drop(unsafe { Box::from_raw(data.cast::<BoundConstraint>()) });
 }
 
-/// Builds a constraint for arrays of one `shape` (validated now, with its plan made once): the
-/// fastest way to apply it many times, e.g. to the same weight after every training step.
-/// Apply it with `applyBound(bound, array)`.
-#[napi(
-    ts_args_type = "spec: NativeConstraintSpec, shape: number[]",
-    ts_return_type = "ExternalObject<'NativeBoundConstraint'>"
-)]
-pub fn create_bound_constraint<'env>(
-    env: &'env Env,
-    spec: Unknown,
-    shape: Unknown,
-) -> napi::Result<Unknown<'env>> {
-    let constraint = read_spec(&spec).or_throw(env)?;
-    let shape = read_shape(&shape, "shape").or_throw(env)?;
-    let len = normclip_core::layout::element_count(&shape).or_throw(env)?;
-    let prepared = constraint.prepare(len, &shape).or_throw(env)?;
+/// A bound constraint as a tagged external (`NativeConstraint.bind`).
+pub fn create<'env>(env: &'env Env, constraint: &Constraint, shape: Shape) -> Res<Unknown<'env>> {
+    let prepared = constraint.prepare(shape.len(), shape.dims())?;
     let bound = Box::into_raw(Box::new(BoundConstraint {
-        constraint,
+        constraint: constraint.clone(),
         shape,
-        len,
         prepared,
     }));
     let mut external = ptr::null_mut();
@@ -77,87 +60,87 @@ pub fn create_bound_constraint<'env>(
     if status != sys::Status::napi_ok {
         // SAFETY: the external was not created, so we still own `bound`.
         drop(unsafe { Box::from_raw(bound) });
-        return Err(napi::Error::from_status(status.into()));
+        return Err(Failure::from_status(env.raw(), status));
     }
     // SAFETY: `external` was just created in this environment.
-    napi::check_status!(unsafe { sys::napi_type_tag_object(env.raw(), external, &BOUND_TAG) })?;
+    let status = unsafe { sys::napi_type_tag_object(env.raw(), external, &BOUND_TAG) };
+    if status != sys::Status::napi_ok {
+        return Err(Failure::from_status(env.raw(), status));
+    }
     // SAFETY: `external` is a valid value of this call's environment.
     Ok(unsafe { Unknown::from_raw_unchecked(env.raw(), external) })
 }
 
-/// Throws a JS error of the core error's kind; the raw callback then returns null.
-fn throw_raw(env: sys::napi_env, error: CoreError) -> sys::napi_value {
-    let _ = crate::errors::throw(&Env::from_raw(env), error);
-    ptr::null_mut()
-}
-
 /// `applyBound(bound, array)`: applies a bound constraint in place; the array must have the
-/// bound shape's length.
+/// bound shape's length. Reads two arguments and no property, so nothing in it runs JavaScript.
 unsafe extern "C" fn apply_bound(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let mut argc = 2usize;
-    let mut argv = [ptr::null_mut(); 2];
-    // SAFETY: `env` and `info` are the ones V8 passed to this callback; `argv` holds `argc` slots.
-    let status = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    if status != sys::Status::napi_ok {
-        return throw_raw(
-            env,
-            CoreError::type_error("applyBound: could not read the arguments"),
-        );
+    guard_raw(env, || {
+        let mut argc = 2usize;
+        let mut argv = [ptr::null_mut(); 2];
+        // SAFETY: `env` and `info` are the ones V8 passed to this callback; `argv` holds `argc`
+        // slots.
+        let status = unsafe {
+            sys::napi_get_cb_info(
+                env,
+                info,
+                &mut argc,
+                argv.as_mut_ptr(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if status != sys::Status::napi_ok || argc < 2 {
+            return Err(CoreError::type_error("applyBound: expected (bound, array)"));
+        }
+        let mut tagged = false;
+        // SAFETY: `argv[0]` is an argument of this call.
+        let status =
+            unsafe { sys::napi_check_object_type_tag(env, argv[0], &BOUND_TAG, &mut tagged) };
+        if status != sys::Status::napi_ok || !tagged {
+            return Err(CoreError::type_error(
+                "bound: expected a handle from NativeConstraint.bind",
+            ));
+        }
+        let mut data = ptr::null_mut();
+        // SAFETY: the type tag proves `argv[0]` is an external we created around a
+        // `BoundConstraint`.
+        unsafe { sys::napi_get_value_external(env, argv[0], &mut data) };
+        // SAFETY: the external keeps the box alive while JS holds the handle, which it does
+        // during this call (it is an argument).
+        let bound = unsafe { &*data.cast::<BoundConstraint>() };
+        let wrapped = Env::from_raw(env);
+        let reading = Reading::begin(&wrapped);
+        // SAFETY: `argv[1]` is an argument of this call (undefined when not passed).
+        let value = unsafe { Unknown::from_raw_unchecked(env, argv[1]) };
+        let array: ArrayArg = reading.array(&value, Arg::plain("array")).map_err(core)?;
+        let sealed = reading.seal();
+        let mut view = sealed
+            .view(&Request::of_shape(
+                &array,
+                bound.shape.dims(),
+                bound.shape.len(),
+                Access::Write,
+            ))
+            .map_err(core)?;
+        bound
+            .constraint
+            .run_prepared_on(&bound.prepared, &mut view.floats_mut());
+        Ok(ptr::null_mut())
+    })
+}
+
+/// Phase 1 of `applyBound` reads no property, so no exception can be pending: every failure is
+/// a core error.
+fn core(failure: Failure) -> CoreError {
+    match failure {
+        Failure::Core(error) => error,
+        Failure::Pending(status) => {
+            CoreError::type_error(format!("applyBound: N-API call failed ({status})"))
+        }
     }
-    let mut tagged = false;
-    // SAFETY: `argv[0]` is an argument of this call (undefined if it was not passed).
-    unsafe { sys::napi_check_object_type_tag(env, argv[0], &BOUND_TAG, &mut tagged) };
-    if argc < 2 || !tagged {
-        return throw_raw(
-            env,
-            CoreError::type_error("bound: expected a handle from createBoundConstraint"),
-        );
-    }
-    let mut data = ptr::null_mut();
-    // SAFETY: the type tag proves `argv[0]` is an external we created around a `BoundConstraint`.
-    unsafe { sys::napi_get_value_external(env, argv[0], &mut data) };
-    // SAFETY: the external keeps the box alive while JS holds the handle, which it does during this call.
-    let bound = unsafe { &*data.cast::<BoundConstraint>() };
-    let wrapped_env = Env::from_raw(env);
-    // SAFETY: `argv[1]` is an argument of this call.
-    let array = unsafe { Unknown::from_raw_unchecked(env, argv[1]) };
-    let view = match ArrayView::from_value(&wrapped_env, &array, "array") {
-        Ok(view) => view,
-        Err(error) => return throw_raw(env, error),
-    };
-    if view.len != bound.len {
-        return throw_raw(
-            env,
-            CoreError::range(format!(
-                "array: expected length {} (the product of shape {:?}), got {}",
-                bound.len, bound.shape, view.len
-            )),
-        );
-    }
-    match view.dtype {
-        // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer
-        // before we return) and is the only slice of its memory.
-        Dtype::F32 => run_on(&bound.constraint, &bound.prepared, unsafe {
-            view.f32_mut()
-        }),
-        // SAFETY: as above.
-        Dtype::F64 => run_on(&bound.constraint, &bound.prepared, unsafe {
-            view.f64_mut()
-        }),
-    }
-    ptr::null_mut()
 }
 
 /// Creates the raw `applyBound` function when napi-rs builds the module's exports.

@@ -1,98 +1,214 @@
 //! `NativeConstraint`: one validated constraint, applied to typed arrays.
+//!
+//! Every method reads its arguments first ([`Reading`]), then takes its views ([`Sealed`]), then
+//! runs the core; results are allocated in phase 1, so nothing is allocated while views exist.
 
-use std::borrow::Cow;
-
-use napi::bindgen_prelude::{AsyncTask, Either, Float32Array, Float64Array, Unknown};
-use napi::{Env, Task};
+use napi::bindgen_prelude::{AsyncTask, Object, Unknown};
+use napi::Env;
 use napi_derive::napi;
-use normclip_core::apply::{norms, Prepared};
-use normclip_core::kernels::{Kernels, Tier};
-use normclip_core::{Constraint, Element};
+use normclip_core::layout::{norms_shape, Plan};
+use normclip_core::{norms_on, Constraint, Floats};
 
-use crate::arrays::{ArrayView, Dtype, HeldArray};
-use crate::errors::OrThrow;
-use crate::shape::{read_shape, to_js_shape};
-use crate::spec::read_spec;
+use crate::errors::{guard, Failure, OrThrow, Res};
+use crate::read::{Arg, Reading, Shape};
+use crate::task::{hold_all, ApplyTask, Pending};
+use crate::views::{Access, Request};
 
-/// A weight constraint built once from a spec (validated there) and applied to many buffers.
+/// A weight constraint, validated once from a spec (a snapshot: later changes to the spec
+/// object change nothing) and applied to many buffers. Made by `NativeConstraint.create(spec)`.
 #[napi]
 pub struct NativeConstraint {
     pub(crate) inner: Constraint,
 }
 
+/// What a `NativeConstraint` is built from. Unset fields take Keras' defaults; keys a kind does
+/// not take are a TypeError.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "declares the TypeScript interface; the binding reads the object key by key to reject unknown keys and name a bad one"
+    )
+)]
+#[napi(object)]
+pub struct NativeConstraintSpec {
+    /// `'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'`.
+    #[napi(ts_type = "'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'")]
+    pub kind: String,
+    /// Upper bound of the norm: MaxNorm default 2, MinMaxNorm default 1. Finite, >= 0.
+    pub max_value: Option<f64>,
+    /// MinMaxNorm lower bound, default 0. Finite, >= 0, <= maxValue.
+    pub min_value: Option<f64>,
+    /// MinMaxNorm rate in [0, 1], default 1 (1 = move onto the bound at once).
+    pub rate: Option<f64>,
+    /// Axes the norm is taken over: undefined → 0 (Keras' default), null → all axes (one norm),
+    /// `[]` → none (each element its own slice). Negative axes count from the end.
+    #[napi(ts_type = "number | number[] | null")]
+    pub axis: Option<Vec<i64>>,
+    /// `'keras'` (default, Keras' exact formula) or `'projection'` (only out-of-bound slices move,
+    /// exactly onto the bound).
+    #[napi(ts_type = "'keras' | 'projection'")]
+    pub mode: Option<String>,
+    /// Added to every norm in Keras mode, default 1e-7 (Keras' `backend.epsilon()`); finite, > 0.
+    pub epsilon: Option<f64>,
+}
+
 /// The keepdims norms of a tensor and their shape.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "declares the TypeScript interface; `norms` builds the object itself around an array allocated by V8"
+    )
+)]
 #[napi(object)]
 pub struct NativeNorms {
     #[napi(ts_type = "Float32Array | Float64Array")]
-    pub norms: Either<Float32Array, Float64Array>,
+    pub norms: Vec<f64>,
     pub shape: Vec<f64>,
 }
 
-/// A checked call: the buffer, its shape, and the plan the core prepared for it.
-pub(crate) struct CheckedCall {
-    pub view: ArrayView,
-    pub shape: Vec<usize>,
-    pub prepared: Prepared,
+/// Phase 1 of a one-array call: the array's type, the shape, the plan.
+struct OneArray<'env> {
+    reading: Reading<'env>,
+    array: crate::read::ArrayArg<'static>,
+    shape: Shape,
 }
 
 impl NativeConstraint {
-    pub(crate) fn check(
+    fn read<'env>(env: &'env Env, array: &Unknown, shape: &Unknown) -> Res<OneArray<'env>> {
+        let reading = Reading::begin(env);
+        let array = reading.array(array, Arg::plain("array"))?;
+        let shape = reading.shape(shape, Arg::plain("shape"))?;
+        Ok(OneArray {
+            reading,
+            array,
+            shape,
+        })
+    }
+
+    fn apply_in_place_inner(&self, env: &Env, array: Unknown, shape: Unknown) -> Res<()> {
+        let OneArray {
+            reading,
+            array,
+            shape,
+        } = Self::read(env, &array, &shape)?;
+        let prepared = self.inner.prepare(shape.len(), shape.dims())?;
+        let sealed = reading.seal();
+        let mut view = sealed.view(&Request::of_shape(
+            &array,
+            shape.dims(),
+            shape.len(),
+            Access::Write,
+        ))?;
+        self.inner
+            .run_prepared_on(&prepared, &mut view.floats_mut());
+        Ok(())
+    }
+
+    fn apply_copy_inner<'env>(
+        &self,
+        env: &'env Env,
+        array: Unknown,
+        shape: Unknown,
+    ) -> Res<Unknown<'env>> {
+        let OneArray {
+            reading,
+            array,
+            shape,
+        } = Self::read(env, &array, &shape)?;
+        let prepared = self.inner.prepare(shape.len(), shape.dims())?;
+        let (result, output) = reading.new_array(array.dtype, shape.len(), Arg::plain("result"))?;
+        let sealed = reading.seal();
+        let mut views = sealed.views(&[
+            Request::of_shape(&array, shape.dims(), shape.len(), Access::Read),
+            Request::new(&output, shape.len(), Access::Write),
+        ])?;
+        let (source, out) = views.split_at_mut(1);
+        self.inner
+            .copy_prepared_on(&prepared, source[0].floats(), out[0].floats_mut())?;
+        Ok(result)
+    }
+
+    fn norms_inner<'env>(
+        &self,
+        env: &'env Env,
+        array: Unknown,
+        shape: Unknown,
+    ) -> Res<Object<'env>> {
+        let Some(options) = self.inner.options() else {
+            return Err(Failure::type_error(format!(
+                "norms: {} has no norm axes",
+                self.inner.class_name()
+            )));
+        };
+        let OneArray {
+            reading,
+            array,
+            shape,
+        } = Self::read(env, &array, &shape)?;
+        let plan = Plan::new(shape.dims(), &options.axes)?;
+        let (result, output) = reading.new_array(array.dtype, plan.slices, Arg::plain("norms"))?;
+        let sealed = reading.seal();
+        {
+            let mut views = sealed.views(&[
+                Request::of_shape(&array, shape.dims(), shape.len(), Access::Read),
+                Request::new(&output, plan.slices, Access::Write),
+            ])?;
+            let (source, out) = views.split_at_mut(1);
+            let source: Floats = source[0].floats();
+            norms_on(source, &plan, out[0].floats_mut())?;
+        }
+        let env = sealed.finish();
+        let mut object = Object::new(env).map_err(pending)?;
+        object.set("norms", result).map_err(pending)?;
+        let dims: Vec<f64> = norms_shape(shape.dims(), plan.reduced)
+            .into_iter()
+            .map(|dim| dim as f64)
+            .collect();
+        object.set("shape", dims).map_err(pending)?;
+        Ok(object)
+    }
+
+    fn apply_in_place_async_inner(
         &self,
         env: &Env,
-        array: &Unknown,
-        shape: &Unknown,
-        prefix: &str,
-    ) -> napi::Result<CheckedCall> {
-        // Argument names are built only for batch items: a plain call allocates none.
-        let named = |base: &'static str| -> Cow<'static, str> {
-            if prefix.is_empty() {
-                Cow::Borrowed(base)
-            } else {
-                Cow::Owned(format!("{prefix}{base}"))
-            }
-        };
-        let view = ArrayView::from_value(env, array, &named("array")).or_throw(env)?;
-        let shape = read_shape(shape, &named("shape")).or_throw(env)?;
-        let prepared = self
-            .inner
-            .prepare(view.len, &shape)
-            .map_err(|error| normclip_core::Error {
-                message: format!("{prefix}{}", error.message),
-                ..error
-            })
-            .or_throw(env)?;
-        Ok(CheckedCall {
-            view,
+        array: Unknown,
+        shape: Unknown,
+    ) -> Res<ApplyTask> {
+        let OneArray {
+            reading,
+            array,
             shape,
-            prepared,
-        })
+        } = Self::read(env, &array, &shape)?;
+        let prepared = self.inner.prepare(shape.len(), shape.dims())?;
+        hold_all(
+            reading.seal(),
+            vec![Pending {
+                array,
+                shape: &shape,
+                constraint: self.inner.clone(),
+                prepared,
+            }],
+        )
     }
 }
 
-/// Runs a prepared call on a buffer with the process's tier.
-pub(crate) fn run_on<T: Element>(constraint: &Constraint, prepared: &Prepared, data: &mut [T]) {
-    let kernels = Kernels::<T>::for_tier(Tier::active())
-        .expect("the active tier is supported by construction");
-    constraint.run_prepared(prepared, data, &kernels);
-}
-
-/// A constrained copy of `source` with the process's tier (copy and scale fused per chunk).
-fn copy_on<T: Element>(constraint: &Constraint, prepared: &Prepared, source: &[T]) -> Vec<T> {
-    let kernels = Kernels::<T>::for_tier(Tier::active())
-        .expect("the active tier is supported by construction");
-    constraint.run_prepared_copy(prepared, source, &kernels)
+fn pending(error: napi::Error) -> Failure {
+    Failure::Pending(error.status)
 }
 
 #[napi]
 impl NativeConstraint {
-    /// Builds a constraint; throws a TypeError or RangeError naming the bad field.
-    #[napi(constructor)]
-    pub fn new(
+    /// Builds a constraint; throws a TypeError or RangeError naming the bad field or key.
+    #[napi(factory, catch_unwind)]
+    pub fn create(
         env: Env,
         #[napi(ts_arg_type = "NativeConstraintSpec")] spec: Unknown,
     ) -> napi::Result<Self> {
-        Ok(NativeConstraint {
-            inner: read_spec(&spec).or_throw(&env)?,
+        guard(&env, || {
+            let inner = Reading::begin(&env).spec(&spec).or_throw(&env)?;
+            Ok(NativeConstraint { inner })
         })
     }
 
@@ -102,70 +218,45 @@ impl NativeConstraint {
         ts_return_type = "'maxNorm' | 'minMaxNorm' | 'unitNorm' | 'nonNeg' | 'radialConstraint'"
     )]
     pub fn kind(&self) -> &'static str {
-        match self.inner {
-            Constraint::MaxNorm { .. } => "maxNorm",
-            Constraint::MinMaxNorm { .. } => "minMaxNorm",
-            Constraint::UnitNorm { .. } => "unitNorm",
-            Constraint::NonNeg => "nonNeg",
-            Constraint::Radial => "radialConstraint",
-        }
+        self.inner.kind().name()
     }
 
     /// Applies the constraint to `array` (row-major, of `shape`) in place, without copying.
     /// Throws before writing anything if an argument is wrong.
-    #[napi(ts_args_type = "array: Float32Array | Float64Array, shape: number[]")]
+    #[napi(
+        catch_unwind,
+        ts_args_type = "array: Float32Array | Float64Array, shape: number[]"
+    )]
     pub fn apply_in_place(&self, env: Env, array: Unknown, shape: Unknown) -> napi::Result<()> {
-        let call = self.check(&env, &array, &shape, "")?;
-        // SAFETY: the view was taken in this synchronous call; JS cannot run (or detach the buffer)
-        // until we return, and this is the only slice of it.
-        match call.view.dtype {
-            // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-            Dtype::F32 => run_on(&self.inner, &call.prepared, unsafe { call.view.f32_mut() }),
-            // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-            Dtype::F64 => run_on(&self.inner, &call.prepared, unsafe { call.view.f64_mut() }),
-        }
-        Ok(())
+        guard(&env, || {
+            self.apply_in_place_inner(&env, array, shape).or_throw(&env)
+        })
     }
 
     /// A constrained copy of `array`, of the same type; `array` is left untouched.
     #[napi(
+        catch_unwind,
         ts_args_type = "array: Float32Array | Float64Array, shape: number[]",
         ts_return_type = "Float32Array | Float64Array"
     )]
-    pub fn apply_copy(
+    pub fn apply_copy<'env>(
         &self,
-        env: Env,
+        env: &'env Env,
         array: Unknown,
         shape: Unknown,
-    ) -> napi::Result<Either<Float32Array, Float64Array>> {
-        let call = self.check(&env, &array, &shape, "")?;
-        Ok(match call.view.dtype {
-            Dtype::F32 => {
-                // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the
-                // buffer before we return); it is only read.
-                let source: &[f32] = unsafe { call.view.f32_mut() };
-                Either::A(Float32Array::new(copy_on(
-                    &self.inner,
-                    &call.prepared,
-                    source,
-                )))
-            }
-            Dtype::F64 => {
-                // SAFETY: as above.
-                let source: &[f64] = unsafe { call.view.f64_mut() };
-                Either::B(Float64Array::new(copy_on(
-                    &self.inner,
-                    &call.prepared,
-                    source,
-                )))
-            }
+    ) -> napi::Result<Unknown<'env>> {
+        guard(env, || {
+            self.apply_copy_inner(env, array, shape).or_throw(env)
         })
     }
 
-    /// Applies the constraint in place on the libuv thread pool. The arguments are checked now
-    /// (a bad one throws at once); the Promise settles when the buffer has been written.
-    /// Do not read or write `array` from JavaScript until it settles.
+    /// Applies the constraint in place on the libuv thread pool. Arguments are checked now (a
+    /// bad one throws at once). An array over a SharedArrayBuffer is constrained where it is;
+    /// any other array is copied now and written back when the Promise settles — if by then it
+    /// was detached, transferred or resized, the Promise rejects with a RangeError and nothing
+    /// is written. Writes made to the array meanwhile are overwritten.
     #[napi(
+        catch_unwind,
         ts_args_type = "array: Float32Array | Float64Array, shape: number[]",
         ts_return_type = "Promise<void>"
     )]
@@ -175,82 +266,43 @@ impl NativeConstraint {
         array: Unknown,
         shape: Unknown,
     ) -> napi::Result<AsyncTask<ApplyTask>> {
-        let call = self.check(&env, &array, &shape, "")?;
-        let held = HeldArray::hold(&call.view, &array)?;
-        Ok(AsyncTask::new(ApplyTask {
-            jobs: vec![(self.inner.clone(), call.prepared, held)],
-        }))
+        guard(&env, || {
+            let task = self
+                .apply_in_place_async_inner(&env, array, shape)
+                .or_throw(&env)?;
+            Ok(AsyncTask::new(task))
+        })
     }
 
     /// The L2 norms along the constraint's axes, with `keepdims` (NonNeg and RadialConstraint have
     /// no axes and throw).
-    #[napi(ts_args_type = "array: Float32Array | Float64Array, shape: number[]")]
-    pub fn norms(&self, env: Env, array: Unknown, shape: Unknown) -> napi::Result<NativeNorms> {
-        let Some(options) = self.inner.options() else {
-            return Err(crate::errors::throw(
-                &env,
-                normclip_core::Error::type_error(format!(
-                    "norms: {} has no norm axes",
-                    self.inner.class_name()
-                )),
-            ));
-        };
-        let call = self.check(&env, &array, &shape, "")?;
-        // SAFETY: as in `apply_in_place`; only read.
-        Ok(match call.view.dtype {
-            Dtype::F32 => {
-                let result = norms(
-                    // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-                    unsafe { call.view.f32_mut() } as &[f32],
-                    &call.shape,
-                    &options.axes,
-                )
-                .or_throw(&env)?;
-                NativeNorms {
-                    norms: Either::A(Float32Array::new(result.values)),
-                    shape: to_js_shape(&result.shape),
-                }
-            }
-            Dtype::F64 => {
-                let result = norms(
-                    // SAFETY: the view was taken in this synchronous call (JS cannot run or detach the buffer before we return) and is the only slice of its memory.
-                    unsafe { call.view.f64_mut() } as &[f64],
-                    &call.shape,
-                    &options.axes,
-                )
-                .or_throw(&env)?;
-                NativeNorms {
-                    norms: Either::B(Float64Array::new(result.values)),
-                    shape: to_js_shape(&result.shape),
-                }
-            }
+    #[napi(
+        catch_unwind,
+        ts_args_type = "array: Float32Array | Float64Array, shape: number[]",
+        ts_return_type = "NativeNorms"
+    )]
+    pub fn norms<'env>(
+        &self,
+        env: &'env Env,
+        array: Unknown,
+        shape: Unknown,
+    ) -> napi::Result<Object<'env>> {
+        guard(env, || self.norms_inner(env, array, shape).or_throw(env))
+    }
+
+    /// This constraint bound to one `shape` (checked and planned now): the fastest way to apply
+    /// it many times, e.g. to the same weight after every training step. Apply it with
+    /// `applyBound(bound, array)`.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "shape: number[]",
+        ts_return_type = "ExternalObject<'NativeBoundConstraint'>"
+    )]
+    pub fn bind<'env>(&self, env: &'env Env, shape: Unknown) -> napi::Result<Unknown<'env>> {
+        guard(env, || {
+            let reading = Reading::begin(env);
+            let shape = reading.shape(&shape, Arg::plain("shape")).or_throw(env)?;
+            crate::bound::create(env, &self.inner, shape).or_throw(env)
         })
-    }
-}
-
-/// Constraint jobs run on the libuv pool; each job's array is kept alive by a reference.
-pub struct ApplyTask {
-    pub(crate) jobs: Vec<(Constraint, Prepared, HeldArray)>,
-}
-
-impl Task for ApplyTask {
-    type Output = ();
-    type JsValue = ();
-
-    fn compute(&mut self) -> napi::Result<()> {
-        let run = |(constraint, prepared, held): &mut (Constraint, Prepared, HeldArray)| match held
-        {
-            // SAFETY: the reference keeps each array alive; the caller was told not to touch the
-            // arrays until the Promise settles, and the batch checked they do not overlap.
-            HeldArray::F32(array) => run_on(constraint, prepared, unsafe { array.as_mut() }),
-            // SAFETY: the reference keeps the array alive; the caller must not touch it until the Promise settles, and batch items were checked not to overlap.
-            HeldArray::F64(array) => run_on(constraint, prepared, unsafe { array.as_mut() }),
-        };
-        crate::batch::run_jobs(&mut self.jobs, run);
-        Ok(())
-    }
-
-    fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
-        Ok(())
     }
 }

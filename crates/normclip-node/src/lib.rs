@@ -1,8 +1,18 @@
-//! The Node.js binding of `normclip-core`: argument checking, JS errors, and the calls. No maths
+//! The Node.js binding of `normclip-core`: argument reading, JS errors, async plumbing. No maths
 //! lives here; the TypeScript wrapper in `src/` owns the public names.
 //!
-//! Every call validates all of its arguments (type, detached buffer, length, shape, axes,
-//! parameters; for a batch, every item and their overlaps) before it writes a single element.
+//! The boundary is a security boundary. JavaScript can run during any property read (getters,
+//! Proxy traps) and can detach, transfer or resize any buffer then, or while async work runs. So
+//! every call:
+//! 1. reads and copies every argument that can run user code ([`read`]): shapes, specs, batch
+//!    items — nothing looks at typed-array memory yet;
+//! 2. takes its typed-array views last ([`views`]), each checked attached, of the expected
+//!    length and type, and disjoint from the others where written, and runs the core with no
+//!    JavaScript in between;
+//! 3. for async work, holds only memory JavaScript cannot free or shrink ([`task`]).
+//!
+//! Every export turns a panic into a JS `Error` (`#[napi(catch_unwind)]`, [`errors::guard_raw`]
+//! for the raw `applyBound`, `catch_unwind` in the pool's compute step).
 
 // napi-rs registers the exports only in the cdylib; a `--test` build of this crate (run by
 // `cargo clippy --all-targets`) sees every export as unused.
@@ -11,47 +21,99 @@
     allow(dead_code, reason = "exports are registered only in the cdylib build")
 )]
 
-mod arrays;
 mod batch;
 mod bound;
 mod constraint;
 mod errors;
-mod shape;
-mod spec;
+mod read;
+mod task;
+mod views;
 
+use napi::bindgen_prelude::Unknown;
+use napi::Env;
 use napi_derive::napi;
+
+use crate::errors::{Failure, OrThrow};
+use crate::read::{Arg, Dtype, Reading};
+use crate::views::{Access, Request};
 
 /// The SIMD tier the kernels run with: `avx512`, `avx2`, `portable` (or `neon` on aarch64).
 /// Chosen once per process from the CPU; the `NORMCLIP_TIER` environment variable forces one.
-#[napi]
+#[napi(catch_unwind)]
 pub fn simd_tier() -> String {
     normclip_core::Tier::active().name().to_string()
 }
 
-/// Threads used for tensors of 1M elements and more (`NORMCLIP_THREADS`, else the core count).
-/// Results are bit-identical whatever this number is.
-#[napi]
+/// Threads used for tensors of 1M elements and more (`NORMCLIP_THREADS`, else the core count;
+/// at most 4 per core). Results are bit-identical whatever this number is.
+#[napi(catch_unwind)]
 pub fn thread_count() -> u32 {
     normclip_core::thread_count() as u32
 }
 
 /// Benchmark reference: one sum-of-squares pass plus one in-place scale pass over `array`
 /// (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
-#[napi(ts_args_type = "array: Float32Array, factor: number")]
-pub fn bandwidth_probe(
-    env: napi::Env,
-    array: napi::bindgen_prelude::Unknown,
-    factor: f64,
-) -> napi::Result<f64> {
-    use crate::errors::OrThrow;
-    let view = arrays::ArrayView::from_value(&env, &array, "array").or_throw(&env)?;
-    if view.dtype != arrays::Dtype::F32 {
-        return Err(errors::throw(
-            &env,
-            normclip_core::Error::type_error("array: expected a Float32Array"),
-        ));
+#[napi(catch_unwind, ts_args_type = "array: Float32Array, factor: number")]
+pub fn bandwidth_probe(env: Env, array: Unknown, factor: f64) -> napi::Result<f64> {
+    errors::guard(&env, || {
+        let reading = Reading::begin(&env);
+        let array = reading.array(&array, Arg::plain("array")).or_throw(&env)?;
+        if array.dtype != Dtype::F32 {
+            return Err(Failure::type_error("array: expected a Float32Array").throw(&env));
+        }
+        let len = array_length(&env, &array);
+        let sealed = reading.seal();
+        let mut view = sealed
+            .view(&Request::new(&array, len, Access::Write))
+            .or_throw(&env)?;
+        let normclip_core::FloatsMut::F32(data) = view.floats_mut() else {
+            unreachable!("checked to be a Float32Array")
+        };
+        Ok(normclip_core::probe::two_pass_probe(data, factor as f32) as f64)
+    })
+}
+
+/// The current length of a typed array (for calls that take whatever length it has).
+fn array_length(env: &Env, array: &read::ArrayArg) -> usize {
+    let mut len = 0usize;
+    // SAFETY: `array.raw` is a typed array of this call's scope; other outputs may be null.
+    unsafe {
+        napi::sys::napi_get_typedarray_info(
+            env.raw(),
+            array.raw,
+            std::ptr::null_mut(),
+            &mut len,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    len
+}
+
+/// Panics on purpose, so tests can prove that a panic in each kind of entry point becomes a JS
+/// `Error` instead of aborting Node: `'sync'` here, `'bound'` through `applyBound`'s guard,
+/// `'async'` on the libuv pool. Not part of the public API.
+#[napi(
+    catch_unwind,
+    js_name = "__panicForTests",
+    ts_args_type = "kind: 'sync' | 'bound' | 'async'",
+    ts_return_type = "void | Promise<void>"
+)]
+pub fn panic_for_tests(
+    env: Env,
+    kind: String,
+) -> napi::Result<Option<napi::bindgen_prelude::AsyncTask<task::PanicTask>>> {
+    match kind.as_str() {
+        "sync" => errors::guard(&env, || panic!("a test asked for a panic")),
+        "bound" => {
+            errors::guard_raw(env.raw(), || panic!("a test asked for a panic"));
+            Err(napi::Error::from_status(napi::Status::PendingException))
+        }
+        "async" => Ok(Some(napi::bindgen_prelude::AsyncTask::new(task::PanicTask))),
+        other => Err(Failure::range(format!(
+            "kind: expected 'sync', 'bound' or 'async', got {other:?}"
+        ))
+        .throw(&env)),
     }
-    // SAFETY: the view was taken in this synchronous call and is the only slice of its memory.
-    let data = unsafe { view.f32_mut() };
-    Ok(normclip_core::probe::two_pass_probe(data, factor as f32) as f64)
 }

@@ -1,0 +1,292 @@
+//! Phase 2 of every call: views of typed-array memory, taken after every JS value has been read
+//! ([`crate::read`]) and used before anything can run JavaScript again.
+//!
+//! A [`Sealed`] token exists only once [`crate::read::Reading::seal`] has ended phase 1, and a
+//! [`View`] borrows it: the ordering "read everything, then look at memory" is what the types
+//! allow. N-API calls made here (`napi_get_typedarray_info`, `napi_is_arraybuffer`,
+//! `napi_is_detached_arraybuffer`) never run JavaScript.
+
+use std::ffi::c_void;
+use std::marker::PhantomData;
+use std::ptr;
+
+use napi::{sys, Env};
+use normclip_core::{Floats, FloatsMut};
+
+use crate::errors::{Failure, Res};
+use crate::read::{ArrayArg, Dtype};
+
+/// The phase-2 token.
+pub struct Sealed<'env> {
+    env: &'env Env,
+}
+
+/// One view asked for: the array, its expected length, and how it is used.
+pub struct Request<'r> {
+    pub array: &'r ArrayArg<'r>,
+    pub len: usize,
+    pub access: Access,
+    /// The shape the length comes from, named in the message when it does not match.
+    pub shape: Option<&'r [usize]>,
+}
+
+impl<'r> Request<'r> {
+    pub fn new(array: &'r ArrayArg<'r>, len: usize, access: Access) -> Self {
+        Request {
+            array,
+            len,
+            access,
+            shape: None,
+        }
+    }
+
+    pub fn of_shape(
+        array: &'r ArrayArg<'r>,
+        shape: &'r [usize],
+        len: usize,
+        access: Access,
+    ) -> Self {
+        Request {
+            array,
+            len,
+            access,
+            shape: Some(shape),
+        }
+    }
+}
+
+/// Whether a view is only read or also written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+/// A checked view of one typed array's memory: attached, of the expected length and type,
+/// aligned. Views handed out together by [`Sealed::views`] never overlap where one is written.
+pub struct View<'s> {
+    dtype: Dtype,
+    data: *mut c_void,
+    len: usize,
+    access: Access,
+    shared: bool,
+    _sealed: PhantomData<&'s ()>,
+}
+
+impl<'env> Sealed<'env> {
+    pub(crate) fn new(env: &'env Env) -> Self {
+        Sealed { env }
+    }
+
+    /// Ends phase 2; the views are gone (they borrow this token).
+    pub fn finish(self) -> &'env Env {
+        self.env
+    }
+
+    /// One view (see [`Sealed::views`]).
+    pub fn view(&self, request: &Request) -> Res<View<'_>> {
+        self.take(request)
+    }
+
+    /// Views of several arrays, each checked to be attached, of `len` elements, aligned, and —
+    /// where it is written — disjoint from every other one.
+    pub fn views(&self, requests: &[Request]) -> Res<Vec<View<'_>>> {
+        let mut views = Vec::with_capacity(requests.len());
+        for request in requests {
+            views.push(self.take(request)?);
+        }
+        check_disjoint(requests, &views)?;
+        Ok(views)
+    }
+
+    fn take(&self, request: &Request) -> Res<View<'_>> {
+        let (array, expected, access) = (request.array, request.len, request.access);
+        let env = self.env.raw();
+        let mut kind = 0;
+        let mut len = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut buffer: sys::napi_value = ptr::null_mut();
+        let mut offset = 0usize;
+        // SAFETY: `array.raw` is a typed array of this call's scope (checked in phase 1, and an
+        // object's typed-array type never changes); every out-pointer is a valid local.
+        let status = unsafe {
+            sys::napi_get_typedarray_info(
+                env,
+                array.raw,
+                &mut kind,
+                &mut len,
+                &mut data,
+                &mut buffer,
+                &mut offset,
+            )
+        };
+        let arg = array.arg;
+        if status != sys::Status::napi_ok {
+            return Err(Failure::type_error(format!(
+                "{arg}: expected a Float32Array or Float64Array"
+            )));
+        }
+        if len == 0 && is_detached(env, buffer) {
+            return Err(Failure::range(format!(
+                "{arg}: expected an attached buffer, got a detached {} (it was transferred or detached)",
+                array.dtype.name()
+            )));
+        }
+        if len != expected {
+            let product = match request.shape {
+                Some(shape) => format!(" (the product of shape {shape:?})"),
+                None => String::new(),
+            };
+            return Err(Failure::range(format!(
+                "{arg}: expected length {expected}{product}, got {len}"
+            )));
+        }
+        if len > 0 && (data.is_null() || !(data as usize).is_multiple_of(array.dtype.size())) {
+            return Err(Failure::range(format!(
+                "{arg}: its memory is not aligned for a {}",
+                array.dtype.name()
+            )));
+        }
+        Ok(View {
+            dtype: array.dtype,
+            data,
+            len,
+            access,
+            shared: is_shared(env, buffer),
+            _sealed: PhantomData,
+        })
+    }
+}
+
+impl View<'_> {
+    pub fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the memory belongs to a SharedArrayBuffer: it can be neither detached nor shrunk,
+    /// so a reference to the array keeps it valid (other threads may still write it).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// The start of the memory, for work that holds the array alive in another way.
+    pub fn data_ptr(&self) -> *mut c_void {
+        self.data
+    }
+
+    /// The elements, read.
+    pub fn floats(&self) -> Floats<'_> {
+        if self.len == 0 {
+            return match self.dtype {
+                Dtype::F32 => Floats::F32(&[]),
+                Dtype::F64 => Floats::F64(&[]),
+            };
+        }
+        // SAFETY: the view was checked (attached, `len` elements, aligned) after phase 1, and no
+        // JavaScript runs while it lives (it borrows the `Sealed` token); any mutable access goes
+        // through `floats_mut`, which needs `&mut self`, and written views are disjoint from
+        // every other view of the same call.
+        unsafe {
+            match self.dtype {
+                Dtype::F32 => Floats::F32(std::slice::from_raw_parts(self.data.cast(), self.len)),
+                Dtype::F64 => Floats::F64(std::slice::from_raw_parts(self.data.cast(), self.len)),
+            }
+        }
+    }
+
+    /// The elements, to be written in place. Only for views requested with [`Access::Write`].
+    pub fn floats_mut(&mut self) -> FloatsMut<'_> {
+        assert_eq!(
+            self.access,
+            Access::Write,
+            "a read-only view is never written"
+        );
+        if self.len == 0 {
+            return match self.dtype {
+                Dtype::F32 => FloatsMut::F32(&mut []),
+                Dtype::F64 => FloatsMut::F64(&mut []),
+            };
+        }
+        // SAFETY: as in `floats`; and this view is disjoint from every other view of the call, so
+        // this is the only reference to its memory while the borrow lasts.
+        unsafe {
+            match self.dtype {
+                Dtype::F32 => {
+                    FloatsMut::F32(std::slice::from_raw_parts_mut(self.data.cast(), self.len))
+                }
+                Dtype::F64 => {
+                    FloatsMut::F64(std::slice::from_raw_parts_mut(self.data.cast(), self.len))
+                }
+            }
+        }
+    }
+}
+
+fn byte_range(view: &View) -> (usize, usize) {
+    let start = view.data as usize;
+    (start, start + view.len * view.dtype.size())
+}
+
+/// Rejects a written view that shares memory with any other view.
+fn check_disjoint(requests: &[Request], views: &[View]) -> Res<()> {
+    let mut ranges: Vec<(usize, usize, usize)> = views
+        .iter()
+        .enumerate()
+        .filter(|(_, view)| view.len > 0)
+        .map(|(index, view)| {
+            let (start, end) = byte_range(view);
+            (start, end, index)
+        })
+        .collect();
+    if ranges.len() < 2 {
+        return Ok(());
+    }
+    ranges.sort_unstable();
+    // Sweep in address order, keeping the range that reaches furthest so far. A range that
+    // overlaps an earlier written one also overlaps that furthest-reaching range, or the overlap
+    // was already reported when the furthest-reaching one was swept: one pass finds every case.
+    let mut reach = ranges[0];
+    for &(start, end, index) in &ranges[1..] {
+        let (_, reach_end, reach_index) = reach;
+        if start < reach_end {
+            let written = |i: usize| views[i].access == Access::Write;
+            if written(index) || written(reach_index) {
+                let (first, second) = (reach_index.min(index), reach_index.max(index));
+                return Err(Failure::range(format!(
+                    "{}: expected memory of its own, but it overlaps {}",
+                    requests[second].array.arg, requests[first].array.arg
+                )));
+            }
+        }
+        if end > reach_end {
+            reach = (start, end, index);
+        }
+    }
+    Ok(())
+}
+
+fn is_detached(env: sys::napi_env, buffer: sys::napi_value) -> bool {
+    if buffer.is_null() {
+        return false;
+    }
+    let mut detached = false;
+    // SAFETY: `buffer` is the buffer napi just returned for a typed array of this call.
+    let status = unsafe { sys::napi_is_detached_arraybuffer(env, buffer, &mut detached) };
+    status == sys::Status::napi_ok && detached
+}
+
+/// A typed array's buffer is an ArrayBuffer or a SharedArrayBuffer; `napi_is_arraybuffer` is
+/// false for the latter. A native check: no JavaScript can fake it.
+fn is_shared(env: sys::napi_env, buffer: sys::napi_value) -> bool {
+    if buffer.is_null() {
+        return false;
+    }
+    let mut plain = true;
+    // SAFETY: as in `is_detached`.
+    let status = unsafe { sys::napi_is_arraybuffer(env, buffer, &mut plain) };
+    status == sys::Status::napi_ok && !plain
+}
