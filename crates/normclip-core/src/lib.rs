@@ -19,6 +19,7 @@
 
 pub mod apply;
 pub mod batch;
+pub mod clip;
 pub mod constraint;
 mod dispatch;
 pub mod element;
