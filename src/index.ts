@@ -49,3 +49,31 @@ export { perUnitAxes, checkConstraintAxes } from './axes'
 export type { ConstraintAxisIssue, LayerLike } from './axes'
 export { applyConstraints, constraintCallback } from './training'
 export type { ConstraintCallback, ConstraintCallbackOptions, ConstraintTarget } from './training'
+export {
+  clipByNorm,
+  globalNorm,
+  clipByGlobalNorm,
+  getTotalNorm,
+  clipGradsWithNorm,
+  clipGradNorm,
+  clipPerExample,
+  clipUpdate,
+  clipByValue,
+  withGradientClipping,
+  compileKeras,
+  useClippingOptimizers,
+  tfClipByNorm,
+  tfClipByGlobalNorm,
+  type Clippable,
+  type ShapedArray,
+  type NormType,
+  type ClipGradNormOptions,
+  type PerExampleStyle,
+  type ClipPerExampleOptions,
+  type PerExampleResult,
+  type UpdateClipResult,
+  type GradientClipping,
+  type ClippingOptimizerOptions,
+  type ClippingOptimizer,
+  type CompileKerasArgs,
+} from './gradient-clipping'

@@ -81,6 +81,40 @@ export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
  */
 export declare function bandwidthProbe(array: Float32Array, factor: number): number
 
+/** TF `clip_by_global_norm` in place; returns the global norm (or `useNorm`). */
+export declare function clipByGlobalNorm(arrays: Array<Float32Array | Float64Array>, clipNorm: number, useNorm: number | null): number
+
+/** TF `clip_by_norm` of one array along `axes` (null: all) in place. */
+export declare function clipByNorm(array: Float32Array | Float64Array, shape: number[], axes: number[] | null, clipNorm: number): void
+
+/** Keras `clipvalue`: every element clipped to `[-clipValue, clipValue]` in place. */
+export declare function clipByValue(arrays: Array<Float32Array | Float64Array>, clipValue: number): void
+
+/** Keras `clipnorm`: each array clipped by its own L2 norm (TF `clip_by_norm`, all axes). */
+export declare function clipEachByNorm(arrays: Array<Float32Array | Float64Array>, clipNorm: number): void
+
+/** PyTorch `clip_grad_norm_` in place; returns the total norm. */
+export declare function clipGradNorm(arrays: Array<Float32Array | Float64Array>, maxNorm: number, normType: number, errorIfNonfinite: boolean): number
+
+/** PyTorch `clip_grads_with_norm_` in place. */
+export declare function clipGradsWithNorm(arrays: Array<Float32Array | Float64Array>, maxNorm: number, totalNorm: number): void
+
+/**
+ * Per-example clipping: `grads[t]` holds `batch` examples; their clipped sum goes to `out[t]`.
+ * `bounds` has one entry (flat clipping) or one per tensor (`perLayer`). Returns the counts of
+ * clipped examples (one, or one per tensor).
+ */
+export declare function clipPerExample(grads: Array<Float32Array | Float64Array>, batch: number, bounds: number[], perLayer: boolean, style: 'opacus' | 'optax' | 'tfPrivacy', out: Array<Float32Array | Float64Array>): Array<number>
+
+/** The p-norm (1, 2 or Infinity) of each array, in float64. */
+export declare function clipTensorNorms(arrays: Array<Float32Array | Float64Array>, normType: number): Array<number>
+
+/** PyTorch `get_total_norm`. */
+export declare function clipTotalNorm(arrays: Array<Float32Array | Float64Array>, normType: number, errorIfNonfinite: boolean): number
+
+/** Federated update clipping in place; returns `[norm, clipped ? 1 : 0]`. */
+export declare function clipUpdate(arrays: Array<Float32Array | Float64Array>, clipNorm: number): Array<number>
+
 /** One item of `applyBatch`. */
 export interface NativeBatchItem {
   array: Float32Array | Float64Array

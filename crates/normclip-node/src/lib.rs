@@ -23,6 +23,7 @@
 
 mod batch;
 mod bound;
+mod clip;
 mod constraint;
 mod errors;
 mod read;

@@ -261,8 +261,9 @@ pub fn clip_by_global_norm(
 
 /// TF's `tf.clip_by_norm(t, clip_norm, axes)` (and Keras 3's `clipnorm`, axes = all) in place:
 /// `t · c / max(‖t‖_axes, c)` with TF's two roundings `(t · c) / max(n, c)`, the norm taken over
-/// `axes` (Keras/normclip `axis` semantics; [`Axes::All`] for one norm). Slices whose norm times
-/// `c` exceeds the element range are computed in f64 (TF overflows there: zeros or NaN).
+/// `axes` (Keras/normclip `axis` semantics; [`Axes::All`] for one norm). Slices whose
+/// intermediates the element type cannot hold (see `is_wide`) are computed in f64, where TF
+/// returns zeros or NaN.
 pub fn clip_by_norm<T: Element>(
     data: &mut [T],
     shape: &[usize],
@@ -304,8 +305,8 @@ pub fn clip_by_norm<T: Element>(
         })
         .collect();
     if any_wide {
-        // Rare (a slice norm times c beyond the element range): the whole tensor by the slow
-        // walk, those slices in f64 as `x · (c / max(n, c))`, the others with TF's formula.
+        // Rare (see `is_wide`): the whole tensor by the slow walk, those slices in f64 as
+        // `x · (c / max(n, c))`, the others with TF's formula.
         for_each_element_mut(data, &plan, |x, slice| {
             let n = norms[slice];
             *x = if is_wide::<T>(n, clip_norm) {
@@ -343,10 +344,20 @@ pub fn clip_by_norm<T: Element>(
     Ok(())
 }
 
-/// Whether TF's element-type formula cannot hold a slice's intermediates: its norm, or
-/// `x · c` for its largest element (at most the norm), is beyond the element range.
+/// Whether TF's element-type formula cannot hold a slice's intermediates: `x · c` for its
+/// largest element (at most the norm) beyond the element range, or the slice so small that
+/// `x · c` underflows while the result `x · c / max(n, c)` need not (TF returns zeros there, or
+/// NaN once its CPU kernels flush denormals to zero). Such slices are computed in f64.
 fn is_wide<T: Element>(norm: f64, clip_norm: f64) -> bool {
-    norm.is_finite() && T::from_f64(norm * clip_norm.max(1.0)).is_infinite()
+    if !norm.is_finite() || norm == 0.0 {
+        return false;
+    }
+    let tiny = if T::SQUARES_CAN_OVERFLOW {
+        7.888609052210118e-31 // 2^-100
+    } else {
+        9.332636185032189e-302 // 2^-1000
+    };
+    T::from_f64(norm * clip_norm.max(1.0)).is_infinite() || norm.max(clip_norm) * clip_norm < tiny
 }
 
 /// Calls `f(&mut x, slice)` for every element in memory order: the slow, general walk.

@@ -1,0 +1,413 @@
+//! Gradient and update clipping over lists of typed arrays: one crossing per list.
+//!
+//! Every export follows the boundary's two phases (`read`, `views`): phase 1 reads every JS value
+//! (a list's elements — an Array's index getters can run JS — shapes, axes) into owned values and
+//! records each array's length; phase 2 takes the views, checked attached, of the recorded length
+//! and pairwise disjoint where written. All calls are synchronous (the optimizer step needs the
+//! result at once), so no memory outlives the call. Panics become JS errors (`guard`).
+
+use std::ptr;
+
+use napi::bindgen_prelude::Unknown;
+use napi::{sys, Env, ValueType};
+use napi_derive::napi;
+use normclip_core::clip::{self, Bounds, NormType, PerExampleStyle, TensorMut, TensorRef};
+use normclip_core::{Axes, Error as CoreError, FloatsMut};
+
+use crate::errors::{guard, Failure, OrThrow, Res};
+use crate::read::{describe, number, Arg, ArrayArg, Reading};
+use crate::views::{Access, Request, View};
+
+/// The argument names of a list's elements (`arrays[0]`, …), made before reading the elements:
+/// the `ArrayArg`s borrow them.
+fn list_names(reading: &Reading, list: &Unknown, name: &str) -> Res<Vec<String>> {
+    let count = reading.array_length(list).ok_or_else(|| {
+        Failure::type_error(format!(
+            "{name}: expected an array of Float32Array / Float64Array, got {}",
+            describe(list)
+        ))
+    })?;
+    Ok((0..count).map(|i| format!("{name}[{i}]")).collect())
+}
+
+/// Phase 1 for a list: each element checked to be a float typed array, with its length now.
+fn read_list<'a>(
+    reading: &Reading,
+    list: &Unknown,
+    names: &'a [String],
+) -> Res<Vec<(ArrayArg<'a>, usize)>> {
+    let mut out = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        let element = reading.element(list, index as u32)?;
+        let array = reading.array(&element, Arg::plain(name))?;
+        let len = typed_len(reading.env(), &array);
+        out.push((array, len));
+    }
+    Ok(out)
+}
+
+/// The element count of a checked typed array (no JS runs). Phase 2 re-checks it.
+fn typed_len(env: &Env, array: &ArrayArg) -> usize {
+    let mut kind = 0;
+    let mut len = 0usize;
+    // SAFETY: `array.raw` is a typed array of this call's scope (checked by `Reading::array`);
+    // the out-pointers are valid locals, the others null (napi skips them).
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            array.raw,
+            &mut kind,
+            &mut len,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if status == sys::Status::napi_ok {
+        len
+    } else {
+        0
+    }
+}
+
+fn requests<'r>(list: &'r [(ArrayArg<'r>, usize)], access: Access) -> Vec<Request<'r>> {
+    list.iter()
+        .map(|(array, len)| Request::new(array, *len, access))
+        .collect()
+}
+
+fn as_tensor(floats: FloatsMut<'_>) -> TensorMut<'_> {
+    match floats {
+        FloatsMut::F32(d) => TensorMut::F32(d),
+        FloatsMut::F64(d) => TensorMut::F64(d),
+    }
+}
+
+fn tensors<'v>(views: &'v mut [View<'_>]) -> Vec<TensorMut<'v>> {
+    views
+        .iter_mut()
+        .map(|v| as_tensor(v.floats_mut()))
+        .collect()
+}
+
+/// Reads a list, takes its views (written: `write`), and runs `f` on the tensors.
+fn with_list<T>(
+    env: &Env,
+    list: &Unknown,
+    name: &str,
+    write: bool,
+    f: impl FnOnce(&mut [TensorMut]) -> Result<T, CoreError>,
+) -> Res<T> {
+    let reading = Reading::begin(env);
+    let names = list_names(&reading, list, name)?;
+    let items = read_list(&reading, list, &names)?;
+    let sealed = reading.seal();
+    // Read-only calls still take write views: the core API is one type; no write happens.
+    let _ = write;
+    let mut views = sealed.views(&requests(&items, Access::Write))?;
+    Ok(f(&mut tensors(&mut views))?)
+}
+
+fn norm_type(p: f64) -> Result<NormType, CoreError> {
+    NormType::from_p(p)
+}
+
+/// The p-norm (1, 2 or Infinity) of each array, in float64.
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, normType: number"
+)]
+pub fn clip_tensor_norms(
+    env: Env,
+    arrays: Unknown,
+    norm_type_value: f64,
+) -> napi::Result<Vec<f64>> {
+    guard(&env, || {
+        let p = norm_type(norm_type_value).or_throw(&env)?;
+        with_list(&env, &arrays, "arrays", false, |list| {
+            clip::tensor_norms(&list.iter().map(TensorMut::as_ref).collect::<Vec<_>>(), p)
+        })
+        .or_throw(&env)
+    })
+}
+
+/// TF `clip_by_global_norm` in place; returns the global norm (or `useNorm`).
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipNorm: number, useNorm: number | null"
+)]
+pub fn clip_by_global_norm(
+    env: Env,
+    arrays: Unknown,
+    clip_norm: f64,
+    use_norm: Option<f64>,
+) -> napi::Result<f64> {
+    guard(&env, || {
+        with_list(&env, &arrays, "arrays", true, |list| {
+            clip::clip_by_global_norm(list, clip_norm, use_norm)
+        })
+        .or_throw(&env)
+    })
+}
+
+/// TF `clip_by_norm` of one array along `axes` (null: all) in place.
+#[napi(
+    catch_unwind,
+    ts_args_type = "array: Float32Array | Float64Array, shape: number[], axes: number[] | null, clipNorm: number"
+)]
+pub fn clip_by_norm(
+    env: Env,
+    array: Unknown,
+    shape: Unknown,
+    axes: Unknown,
+    clip_norm: f64,
+) -> napi::Result<()> {
+    guard(&env, || {
+        clip_by_norm_inner(&env, &array, &shape, &axes, clip_norm).or_throw(&env)
+    })
+}
+
+fn clip_by_norm_inner(
+    env: &Env,
+    array: &Unknown,
+    shape: &Unknown,
+    axes: &Unknown,
+    clip_norm: f64,
+) -> Res<()> {
+    let reading = Reading::begin(env);
+    let array = reading.array(array, Arg::plain("array"))?;
+    let shape = reading.shape(shape, Arg::plain("shape"))?;
+    let axes = read_axes(&reading, axes)?;
+    let sealed = reading.seal();
+    let mut view = sealed.view(&Request::of_shape(
+        &array,
+        shape.dims(),
+        shape.len(),
+        Access::Write,
+    ))?;
+    match view.floats_mut() {
+        FloatsMut::F32(data) => clip::clip_by_norm(data, shape.dims(), &axes, clip_norm)?,
+        FloatsMut::F64(data) => clip::clip_by_norm(data, shape.dims(), &axes, clip_norm)?,
+    }
+    Ok(())
+}
+
+/// Keras `clipnorm`: each array clipped by its own L2 norm (TF `clip_by_norm`, all axes).
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipNorm: number"
+)]
+pub fn clip_each_by_norm(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Result<()> {
+    guard(&env, || {
+        with_list(&env, &arrays, "arrays", true, |list| {
+            clip::check_bound("clipNorm", clip_norm)?;
+            for tensor in list.iter_mut() {
+                match tensor {
+                    TensorMut::F32(data) => {
+                        let len = data.len();
+                        clip::clip_by_norm(data, &[len], &Axes::All, clip_norm)?
+                    }
+                    TensorMut::F64(data) => {
+                        let len = data.len();
+                        clip::clip_by_norm(data, &[len], &Axes::All, clip_norm)?
+                    }
+                }
+            }
+            Ok(())
+        })
+        .or_throw(&env)
+    })
+}
+
+/// Keras `clipvalue`: every element clipped to `[-clipValue, clipValue]` in place.
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipValue: number"
+)]
+pub fn clip_by_value(env: Env, arrays: Unknown, clip_value: f64) -> napi::Result<()> {
+    guard(&env, || {
+        with_list(&env, &arrays, "arrays", true, |list| {
+            clip::clip_by_value(list, clip_value)
+        })
+        .or_throw(&env)
+    })
+}
+
+/// PyTorch `get_total_norm`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, normType: number, errorIfNonfinite: boolean"
+)]
+pub fn clip_total_norm(
+    env: Env,
+    arrays: Unknown,
+    norm_type_value: f64,
+    error_if_nonfinite: bool,
+) -> napi::Result<f64> {
+    guard(&env, || {
+        let p = norm_type(norm_type_value).or_throw(&env)?;
+        with_list(&env, &arrays, "arrays", false, |list| {
+            clip::total_norm(
+                &list.iter().map(TensorMut::as_ref).collect::<Vec<_>>(),
+                p,
+                error_if_nonfinite,
+            )
+        })
+        .or_throw(&env)
+    })
+}
+
+/// PyTorch `clip_grads_with_norm_` in place.
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, maxNorm: number, totalNorm: number"
+)]
+pub fn clip_grads_with_norm(
+    env: Env,
+    arrays: Unknown,
+    max_norm: f64,
+    total: f64,
+) -> napi::Result<()> {
+    guard(&env, || {
+        with_list(&env, &arrays, "arrays", true, |list| {
+            clip::clip_grads_with_norm(list, max_norm, total)
+        })
+        .or_throw(&env)
+    })
+}
+
+/// PyTorch `clip_grad_norm_` in place; returns the total norm.
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, maxNorm: number, normType: number, errorIfNonfinite: boolean"
+)]
+pub fn clip_grad_norm(
+    env: Env,
+    arrays: Unknown,
+    max_norm: f64,
+    norm_type_value: f64,
+    error_if_nonfinite: bool,
+) -> napi::Result<f64> {
+    guard(&env, || {
+        let p = norm_type(norm_type_value).or_throw(&env)?;
+        with_list(&env, &arrays, "arrays", true, |list| {
+            clip::clip_grad_norm(list, max_norm, p, error_if_nonfinite)
+        })
+        .or_throw(&env)
+    })
+}
+
+/// Per-example clipping: `grads[t]` holds `batch` examples; their clipped sum goes to `out[t]`.
+/// `bounds` has one entry (flat clipping) or one per tensor (`perLayer`). Returns the counts of
+/// clipped examples (one, or one per tensor).
+#[napi(
+    catch_unwind,
+    ts_args_type = "grads: Array<Float32Array | Float64Array>, batch: number, bounds: number[], perLayer: boolean, style: 'opacus' | 'optax' | 'tfPrivacy', out: Array<Float32Array | Float64Array>"
+)]
+pub fn clip_per_example(
+    env: Env,
+    grads: Unknown,
+    batch: f64,
+    bounds: Vec<f64>,
+    per_layer: bool,
+    style: String,
+    out: Unknown,
+) -> napi::Result<Vec<u32>> {
+    guard(&env, || {
+        clip_per_example_inner(&env, &grads, batch, bounds, per_layer, &style, &out).or_throw(&env)
+    })
+}
+
+fn clip_per_example_inner(
+    env: &Env,
+    grads: &Unknown,
+    batch: f64,
+    bounds: Vec<f64>,
+    per_layer: bool,
+    style: &str,
+    out: &Unknown,
+) -> Res<Vec<u32>> {
+    let style = PerExampleStyle::parse(style)?;
+    if !(batch >= 0.0 && batch.fract() == 0.0 && batch <= u32::MAX as f64) {
+        return Err(Failure::range(format!(
+            "batch: expected a non-negative integer, got {batch}"
+        )));
+    }
+    let bounds = if per_layer {
+        Bounds::PerLayer(bounds)
+    } else {
+        match bounds.as_slice() {
+            [c] => Bounds::Flat(*c),
+            other => {
+                return Err(Failure::range(format!(
+                    "clipNorm: expected one bound, got {}",
+                    other.len()
+                )))
+            }
+        }
+    };
+    let reading = Reading::begin(env);
+    let grad_names = list_names(&reading, grads, "grads")?;
+    let out_names = list_names(&reading, out, "out")?;
+    let grad_items = read_list(&reading, grads, &grad_names)?;
+    let out_items = read_list(&reading, out, &out_names)?;
+    let sealed = reading.seal();
+    let mut all = requests(&grad_items, Access::Read);
+    all.extend(requests(&out_items, Access::Write));
+    let mut views = sealed.views(&all)?;
+    let (grad_views, out_views) = views.split_at_mut(grad_items.len());
+    let refs: Vec<TensorRef> = grad_views
+        .iter()
+        .map(|v| match v.floats() {
+            normclip_core::Floats::F32(d) => TensorRef::F32(d),
+            normclip_core::Floats::F64(d) => TensorRef::F64(d),
+        })
+        .collect();
+    let mut outs = tensors(out_views);
+    let counts = clip::clip_per_example(&refs, batch as usize, &bounds, style, &mut outs)?;
+    Ok(counts.into_iter().map(|c| c as u32).collect())
+}
+
+/// Federated update clipping in place; returns `[norm, clipped ? 1 : 0]`.
+#[napi(
+    catch_unwind,
+    ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipNorm: number"
+)]
+pub fn clip_update(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Result<Vec<f64>> {
+    guard(&env, || {
+        with_list(&env, &arrays, "arrays", true, |list| {
+            let result = clip::clip_update(list, clip_norm)?;
+            Ok(vec![result.norm, if result.clipped { 1.0 } else { 0.0 }])
+        })
+        .or_throw(&env)
+    })
+}
+
+/// `axes`: `null` (all axes) or an array of integers, read in phase 1.
+fn read_axes(reading: &Reading, value: &Unknown) -> Res<Axes> {
+    match value.get_type().ok() {
+        Some(ValueType::Null) | Some(ValueType::Undefined) => return Ok(Axes::All),
+        _ => {}
+    }
+    let count = reading.array_length(value).ok_or_else(|| {
+        Failure::type_error(format!(
+            "axes: expected null or an array of integers, got {}",
+            describe(value)
+        ))
+    })?;
+    let mut axes = Vec::with_capacity(count as usize);
+    for index in 0..count {
+        let element = reading.element(value, index)?;
+        let axis = match (element.get_type().ok(), number(&element)) {
+            (Some(ValueType::Number), Some(n)) if n.fract() == 0.0 && n.abs() <= 1e9 => n as i64,
+            _ => {
+                return Err(Failure::type_error(format!(
+                    "axes: expected integers, got {} at index {index}",
+                    describe(&element)
+                )))
+            }
+        };
+        axes.push(axis);
+    }
+    Ok(Axes::List(axes))
+}
