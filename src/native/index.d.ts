@@ -76,6 +76,13 @@ export declare function applyBatch(items: NativeBatchItem[]): void
 export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
 
 /**
+ * Writes `constraint` applied to `source` (row-major, of `shape`) into `target` in one fused
+ * pass, `source` left as it is: a constrained copy between two views of memory the caller
+ * owns (the tfjs wasm heap). Both of one type and of the shape's length; they must not overlap.
+ */
+export declare function applyCopyInto(constraint: NativeConstraint, source: Float32Array | Float64Array, target: Float32Array | Float64Array, shape: number[]): void
+
+/**
  * Benchmark reference: one sum-of-squares pass plus one in-place scale pass over `array`
  * (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
  */
@@ -165,6 +172,45 @@ export interface NativeNorms {
  * Chosen once per process from the CPU; the `NORMCLIP_TIER` environment variable forces one.
  */
 export declare function simdTier(): string
+
+/** Counts of the op family's outputs by how they were computed (see `TfOpsOutputCounts`). */
+export declare function tfOpsOutputCounts(): TfOpsOutputCounts
+
+/** What TensorFlow let the kernels do with their outputs, since the process started. */
+export interface TfOpsOutputCounts {
+  /** Outputs computed in place, on an input buffer TensorFlow forwarded (no one else held it). */
+  forwarded: number
+  /** Outputs computed into a fresh buffer from their input, in one fused pass. */
+  copied: number
+}
+
+/**
+ * The `spec` attribute of `NormclipConstrain` for these constraints (one per input, in order):
+ * their exact parameters, as the kernel parses them.
+ */
+export declare function tfOpSpec(constraints: NativeConstraint[]): string
+
+/**
+ * Registers normclip's ops with the TensorFlow library already loaded in this process (by
+ * tfjs-node), once; later calls report the first outcome. Never loads TensorFlow itself: without
+ * it (or with `NORMCLIP_TF_OPS=0`) the answer is `{ available: false, reason }`, and is asked
+ * again on the next call, so it may be called before tfjs-node is loaded.
+ */
+export declare function tfOpsRegister(): TfOpsStatus
+
+/** Whether normclip's TensorFlow ops are registered in this process, and where. */
+export interface TfOpsStatus {
+  /** True once `NormclipConstrain` (and the rest of the family) can be executed by name. */
+  available: boolean
+  /** Why not, when unavailable. */
+  reason?: string
+  /** The TensorFlow library the C API was resolved from. */
+  library?: string
+  /** `TF_Version()` of that library. */
+  tensorflowVersion?: string
+  /** The registered op names. */
+  ops: Array<string>
+}
 
 /**
  * Threads used for tensors of 1M elements and more (`NORMCLIP_THREADS`, else the core count;

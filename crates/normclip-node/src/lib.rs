@@ -28,6 +28,7 @@ mod constraint;
 mod errors;
 mod read;
 mod task;
+mod tf;
 mod views;
 
 use napi::bindgen_prelude::Unknown;
