@@ -15,6 +15,7 @@ import type * as Tf from '@tensorflow/tfjs'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import * as native from '../src/native/index.js'
 import { MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm, type NativeBackedConstraint } from '../src/constraints'
+import { applyConstraints, constraintCallback } from '../src/training'
 import { fastApply, fastApplyToVariables, fastPathStatus, setFastPaths } from '../src/backends'
 import { CONSTRAIN_OP } from '../src/backends/tfjs-node'
 import { describeTfjsNode, loadTfjsNode, tfjsNodeRequired, type TfjsNode } from './support/tfjs-node'
@@ -40,6 +41,28 @@ function inPlace(constraint: NativeBackedConstraint, values: Float32Array, shape
   constraint.applyInPlace(copy, shape)
   return copy
 }
+
+/** Two identical small models (same weights) whose kernels carry normclip's and tfjs' MaxNorm. */
+function twinModels(tf: typeof Tf): [Tf.Sequential, Tf.Sequential] {
+  const build = () =>
+    tf.sequential({
+      layers: [
+        tf.layers.dense({ inputShape: [12], units: 16, kernelConstraint: new MaxNorm({ maxValue: 0.5 }), biasConstraint: new NonNeg() }),
+        tf.layers.dense({ units: 3, kernelConstraint: tf.constraints.maxNorm({ maxValue: 0.5 }) }),
+      ],
+    })
+  const a = build()
+  const b = build()
+  // Not setWeights: tfjs applies the constraints when it writes weights that way.
+  a.weights.forEach((weight, i) => {
+    const copy = tf.clone(weight.read())
+    ;(b.weights[i]!.read() as Tf.Variable).assign(copy)
+    copy.dispose()
+  })
+  return [a, b]
+}
+
+const weightBits = (model: Tf.LayersModel) => model.getWeights().map((w) => bits(w.dataSync()))
 
 /** Constraints × shapes covering every kind, both modes, leading, trailing, all and no axes. */
 const cases: { name: string; constraint: NativeBackedConstraint; shape: number[] }[] = [
@@ -204,6 +227,41 @@ describe.skipIf(!status.available && !required)(`tfjs-node: normclip's TensorFlo
     x.dispose()
   })
 
+  it('MaxNorm.apply and applyConstraints / constraintCallback go through the op, bit-identical to the copy path', async () => {
+    const [fast, slow] = twinModels(tf)
+    const counts = native.tfOpsOutputCounts()
+    const before = tf.memory().numTensors
+    applyConstraints(fast)
+    expect(native.tfOpsOutputCounts().copied - counts.copied, 'one output per constrained weight, one op call').toBe(3)
+    setFastPaths({ tfjsNode: false })
+    applyConstraints(slow)
+    setFastPaths({ tfjsNode: true })
+    expect(weightBits(fast)).toEqual(weightBits(slow))
+    expect(tf.memory().numTensors).toBe(before)
+    // MaxNorm.apply itself.
+    const kernel = fast.layers[0]!.getWeights()[0]!
+    const c = new MaxNorm({ maxValue: 0.1 })
+    const mid = native.tfOpsOutputCounts().copied
+    const viaApply = c.apply(kernel)
+    expect(native.tfOpsOutputCounts().copied).toBe(mid + 1)
+    expect(bits(viaApply.dataSync())).toEqual(bits(inPlace(c, Float32Array.from(kernel.dataSync()), kernel.shape)))
+    viaApply.dispose() // (kernel is the layer's own variable)
+    // In fit, after every batch.
+    for (const model of [fast, slow]) model.compile({ optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError' })
+    const x = tf.tensor(weights(8 * 12, 2), [8, 12])
+    const y = tf.tensor(weights(8 * 3, 3), [8, 3])
+    const start = native.tfOpsOutputCounts().copied
+    await fast.fit(x, y, { batchSize: 4, epochs: 1, shuffle: false, verbose: 0, callbacks: [constraintCallback()] })
+    expect(native.tfOpsOutputCounts().copied - start).toBe(2 * 3)
+    setFastPaths({ tfjsNode: false })
+    await slow.fit(x, y, { batchSize: 4, epochs: 1, shuffle: false, verbose: 0, callbacks: [constraintCallback()] })
+    setFastPaths({ tfjsNode: true })
+    expect(weightBits(fast)).toEqual(weightBits(slow))
+    tf.dispose([x, y])
+    fast.dispose()
+    slow.dispose()
+  })
+
   it('runs a 4M-element tensor with threads, bit-identical', () => {
     const shape = [2048, 2048]
     const values = weights(2048 * 2048, 3)
@@ -329,6 +387,29 @@ describe('tfjs wasm: views of the wasm heap', () => {
       tf.dispose([x, y!])
     })
   }
+
+  it('MaxNorm.apply and applyConstraints take the heap path, bit-identical to the copy path; variables stay where they are', () => {
+    const [fast, slow] = twinModels(tf)
+    const offset = (t: Tf.Tensor) => (tf.backend() as unknown as { getMemoryOffset(d: object): number }).getMemoryOffset(t.dataId)
+    // tfjs-layers' initial values are disposed by now: each variable alone holds its data.
+    const variables = fast.trainableWeights.map((w) => w.read())
+    const where = variables.map(offset)
+    const before = tf.memory().numTensors
+    applyConstraints(fast)
+    expect(fast.trainableWeights.map((w) => offset(w.read())), 'constrained in place').toEqual(where)
+    setFastPaths({ wasm: false })
+    applyConstraints(slow)
+    setFastPaths({ wasm: true })
+    expect(weightBits(fast)).toEqual(weightBits(slow))
+    expect(tf.memory().numTensors).toBe(before)
+    const kernel = fast.layers[1]!.getWeights()[0]!
+    const c = new MaxNorm({ maxValue: 0.1, axis: -1 })
+    const viaApply = c.apply(kernel)
+    expect(bits(viaApply.dataSync())).toEqual(bits(inPlace(c, Float32Array.from(kernel.dataSync()), kernel.shape)))
+    viaApply.dispose() // (kernel is the layer's own variable)
+    fast.dispose()
+    slow.dispose()
+  })
 
   it('a heap that grows between calls (and during one: the output allocation) is handled', () => {
     const c = new MaxNorm({ maxValue: 1 })

@@ -24,6 +24,7 @@
  * Keras-named JSON see `serialize` and `useNativeConstraints` in `./serialization.ts`.
  */
 import { NativeConstraint, type NativeConstraintSpec, type NativeNorms } from './native/index.js'
+import { fastApply } from './backends'
 import { boundApplier, copyShape } from './bound'
 import {
   AXIS,
@@ -159,6 +160,9 @@ export abstract class NativeBackedConstraint extends Constraint {
     const argument = `${this.kindName()}.apply: w`
     checkTensorArgument(w, argument)
     checkFloat32(w, argument)
+    // tfjs-node and wasm: computed on the backend's own memory, the data never leaves it.
+    const onBackend = fastApply(w, this.native)
+    if (onBackend !== undefined) return onBackend
     const data = w.dataSync() as Float32Array
     if (dataSyncIsFresh(w)) {
       // tfjs-node and wasm handed us a copy: constrain it in place.

@@ -41,6 +41,7 @@
  */
 import type * as Tf from '@tensorflow/tfjs'
 import { applyBatch, type NativeBatchItem, type NativeConstraint } from './native/index.js'
+import { fastApplyToVariables } from './backends'
 import { nativeConstraintOf } from './constraints'
 import { dataSyncIsFresh, requireTfjs, type TfModule } from './tfjs'
 
@@ -78,6 +79,8 @@ interface Plan {
   constraints: unknown[]
   nativeWeights: NativeWeight[]
   batchItems: NativeBatchItem[]
+  /** The native weights' variables and constraints, for `fastApplyToVariables` (the same arrays at every step). */
+  fast: { variables: Tf.Variable[]; constraints: NativeConstraint[] }
   tensorWeights: TensorWeight[]
 }
 
@@ -130,7 +133,8 @@ export function applyConstraints(target: ConstraintTarget): void {
     plan = buildPlan(weights)
     plans.set(target, plan)
   }
-  if (plan.batchItems.length > 0) {
+  // tfjs-node and wasm constrain the variables on their own memory; elsewhere the data comes out.
+  if (plan.batchItems.length > 0 && !fastApplyToVariables(plan.fast.variables, plan.fast.constraints)) {
     const results = plan.nativeWeights.map(readForBatch)
     // Checks every item before writing any: on a bad item nothing has been changed.
     applyBatch(plan.batchItems)
@@ -266,7 +270,7 @@ function planMatches(plan: Plan, weights: readonly Tf.LayerVariable[]): boolean 
 }
 
 function buildPlan(weights: Tf.LayerVariable[]): Plan {
-  const plan: Plan = { weights, constraints: [], nativeWeights: [], batchItems: [], tensorWeights: [] }
+  const plan: Plan = { weights, constraints: [], nativeWeights: [], batchItems: [], fast: { variables: [], constraints: [] }, tensorWeights: [] }
   for (const weight of weights) {
     const constraint: unknown = weight.constraint
     plan.constraints.push(constraint)
@@ -278,6 +282,8 @@ function buildPlan(weights: Tf.LayerVariable[]): Plan {
       const batchItem: NativeBatchItem = { array: new Float32Array(0), shape, constraint: native }
       plan.nativeWeights.push({ variable, shape, batchItem })
       plan.batchItems.push(batchItem)
+      plan.fast.variables.push(variable)
+      plan.fast.constraints.push(native)
     } else {
       plan.tensorWeights.push({ variable, constraint: constraint as AppliesToTensor })
     }
