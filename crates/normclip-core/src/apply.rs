@@ -235,7 +235,15 @@ pub fn norms_with_tier<T: Element>(
 ) -> Result<Norms<T>> {
     check_length(data.len(), shape)?;
     let plan = Plan::new(shape, axes)?;
-    let mut values = vec![T::ZERO; plan.slices];
+    // An empty tensor can have more (zero) norms than fit in memory: refuse rather than abort.
+    let mut values = Vec::new();
+    values.try_reserve_exact(plan.slices).map_err(|_| {
+        crate::error::Error::range(format!(
+            "shape: the norms of {shape:?} would be {} values, more values than fit in memory",
+            plan.slices
+        ))
+    })?;
+    values.resize(plan.slices, T::ZERO);
     norms_into(data, &plan, &mut values, &Kernels::for_tier(tier)?);
     Ok(Norms {
         values,

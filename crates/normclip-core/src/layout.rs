@@ -143,18 +143,12 @@ impl Plan {
         let reduced = axes.reduced_mask(shape.len())?;
         // At most the element count, except for an empty tensor, whose other dimensions may
         // multiply past the address space ([0, 2^40, 2^40] over axis 0): its norms cannot exist.
-        let slices = shape
-            .iter()
-            .enumerate()
-            .try_fold(1usize, |count, (i, &dim)| {
-                count.checked_mul(if reduced >> i & 1 == 1 { 1 } else { dim })
-            })
-            .ok_or_else(|| {
-                Error::range(format!(
-                    "shape: the norms of an empty tensor of shape {shape:?} would be {:?}, more values than fit in memory",
-                    norms_shape(shape, reduced)
-                ))
-            })?;
+        let slices = element_count(&norms_shape(shape, reduced)).map_err(|_| {
+            Error::range(format!(
+                "shape: the norms of an empty tensor of shape {shape:?} would be {:?}, more values than fit in memory",
+                norms_shape(shape, reduced)
+            ))
+        })?;
         let slice_len = len.checked_div(slices).unwrap_or(0);
         if len == 0 {
             // Nothing to walk: no groups, and no merging (products of the other dimensions may
@@ -388,6 +382,9 @@ mod tests {
             err.message
         );
         assert!(Plan::new(&[1 << 40, 1 << 40, 0], &Axes::All).is_ok());
+        // A zero among the kept dimensions: no norms at all, whatever the others multiply to.
+        let p = plan(&[0, 1 << 40, 1 << 40, 0], &[0]);
+        assert_eq!(p.slices, 0);
     }
 
     #[test]
