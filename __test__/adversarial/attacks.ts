@@ -1,0 +1,582 @@
+/**
+ * Attacks on the native boundary, as a hostile caller would make them. Each runs in a child
+ * process of its own (see `run.ts` and `../adversarial.test.ts`): a crash kills the child, not
+ * the test runner, and is reported as the child's signal. An attack throws when normclip
+ * misbehaves without crashing (a missing error, memory written that it does not own, a buffer
+ * changed by a call that failed); it returns a line for the report when all is well.
+ */
+import { MessageChannel, Worker } from 'node:worker_threads'
+import * as native from '../../src/native/index.js'
+
+type Native = typeof native
+type AttackResult = string
+
+/** The public TypeScript API, loaded lazily: some attacks must see the binding alone. */
+async function api() {
+  return import('../../src/index')
+}
+
+function fail(message: string): never {
+  throw new Error(message)
+}
+
+function check(condition: boolean, message: string): void {
+  if (!condition) fail(message)
+}
+
+function expectThrow(fn: () => unknown, Kind: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor, pattern: RegExp): string {
+  try {
+    fn()
+  } catch (error) {
+    check(error instanceof Kind, `expected a ${Kind.name}, got ${String(error)}`)
+    const message = (error as Error).message
+    check(pattern.test(message), `expected a message matching ${pattern}, got ${JSON.stringify(message)}`)
+    return message
+  }
+  return fail(`expected a ${Kind.name} matching ${pattern}, nothing was thrown`)
+}
+
+async function expectReject(promise: Promise<unknown>, Kind: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor, pattern: RegExp): Promise<string> {
+  try {
+    await promise
+  } catch (error) {
+    check(error instanceof Kind, `expected a ${Kind.name} rejection, got ${String(error)}`)
+    const message = (error as Error).message
+    check(pattern.test(message), `expected a rejection matching ${pattern}, got ${JSON.stringify(message)}`)
+    return message
+  }
+  return fail(`expected a ${Kind.name} rejection matching ${pattern}, the promise resolved`)
+}
+
+/** For async entry points: a synchronous throw and a rejection are both a refusal. */
+async function expectThrowOrReject(fn: () => Promise<unknown>, Kind: TypeErrorConstructor | RangeErrorConstructor, pattern: RegExp): Promise<string> {
+  let pending: Promise<unknown>
+  try {
+    pending = fn()
+  } catch (error) {
+    return expectThrow(() => {
+      throw error
+    }, Kind, pattern)
+  }
+  return expectReject(pending, Kind, pattern)
+}
+
+function gc(): void {
+  const collect = (globalThis as { gc?: () => void }).gc
+  check(collect !== undefined, 'the attack child must run with --expose-gc')
+  collect!()
+}
+
+/** Moves an ArrayBuffer's memory away from its owner: the owner is detached. */
+function transferAway(buffer: ArrayBufferLike): ArrayBuffer {
+  return structuredClone(buffer, { transfer: [buffer as ArrayBuffer] }) as ArrayBuffer
+}
+
+/** A resizable ArrayBuffer (ES2024; Node 20 has it, TypeScript's ES2022 lib does not). */
+type ResizableBuffer = ArrayBuffer & { resize(byteLength: number): void }
+function resizableBuffer(byteLength: number): ResizableBuffer {
+  const Resizable = ArrayBuffer as unknown as new (byteLength: number, options: { maxByteLength: number }) => ResizableBuffer
+  return new Resizable(byteLength, { maxByteLength: byteLength })
+}
+
+const N = 1 << 16
+const filled = (value = 3) => new Float32Array(N).fill(value)
+
+/**
+ * Frees `victim`'s memory (transfer to an unreachable clone, then collect) and allocates many
+ * zeroed buffers of the same size, which are likely to take its place: if a call later writes
+ * through a stale pointer, one of these stops being zero.
+ */
+function freeAndRefill(victim: Float32Array): Float32Array[] {
+  transferAway(victim.buffer)
+  gc()
+  gc()
+  return Array.from({ length: 64 }, () => new Float32Array(N))
+}
+
+function assertAllZero(arrays: Float32Array[], what: string): void {
+  for (const [index, array] of arrays.entries()) {
+    for (let i = 0; i < array.length; i++) {
+      if (array[i] !== 0) fail(`${what}: memory allocated after the victim was freed was written (array ${index}, element ${i} = ${array[i]})`)
+    }
+  }
+}
+
+function assertUnchanged(array: Float32Array | Float64Array, before: Float32Array | Float64Array, what: string): void {
+  check(array.length === before.length, `${what}: length changed`)
+  for (let i = 0; i < array.length; i++) {
+    if (!Object.is(array[i], before[i])) fail(`${what}: element ${i} changed from ${before[i]} to ${array[i]} although the call failed`)
+  }
+}
+
+/** A shape whose first element's getter runs `hook` (once), as a hostile caller writes it. */
+function hostileShape(dims: number[], hook: () => void): number[] {
+  const shape = [...dims]
+  let ran = false
+  Object.defineProperty(shape, 0, {
+    get() {
+      if (!ran) {
+        ran = true
+        hook()
+      }
+      return dims[0]
+    },
+    enumerable: true,
+  })
+  return shape
+}
+
+function maxNorm(n: Native, maxValue = 1) {
+  return n.NativeConstraint.create({ kind: 'maxNorm', maxValue, axis: 0 })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Use after free in synchronous calls
+
+/** Each synchronous entry point, called on `array` with `shape` (binding level). */
+function syncCalls(n: Native): Record<string, (array: Float32Array, shape: number[]) => unknown> {
+  const c = maxNorm(n)
+  return {
+    applyInPlace: (array, shape) => c.applyInPlace(array, shape),
+    applyCopy: (array, shape) => c.applyCopy(array, shape),
+    norms: (array, shape) => c.norms(array, shape),
+    bind: (array, shape) => (n as unknown as { applyBound(b: unknown, a: Float32Array): void }).applyBound(c.bind(shape), array),
+    applyBatch: (array, shape) => n.applyBatch([{ array, shape, constraint: c }]),
+    'applyBatch output': (array, shape) => n.applyBatch([{ array: new Float32Array(N), shape: [N], constraint: c, output: array }, { array: new Float32Array(N), shape, constraint: c }]),
+  }
+}
+
+export const attacks: Record<string, () => Promise<AttackResult>> = {
+  async 'sync: a shape getter transfers the buffer away and lets it be collected'() {
+    const lines: string[] = []
+    for (const [name, call] of Object.entries(syncCalls(native))) {
+      const victim = filled()
+      let refill: Float32Array[] = []
+      const shape = hostileShape([256, 256], () => {
+        refill = freeAndRefill(victim)
+      })
+      const message = expectThrow(() => call(victim, shape), RangeError, /detached|expected length/)
+      assertAllZero(refill, name)
+      lines.push(`${name}: ${message}`)
+    }
+    return lines.join('\n')
+  },
+
+  async 'sync: a shape getter shrinks a resizable buffer (length-tracking and fixed views)'() {
+    const lines: string[] = []
+    for (const tracking of [true, false]) {
+      for (const [name, call] of Object.entries(syncCalls(native))) {
+        const buffer = resizableBuffer(N * 4)
+        const victim = tracking ? new Float32Array(buffer) : new Float32Array(buffer, 0, N)
+        victim.fill(3)
+        const shape = hostileShape([256, 256], () => buffer.resize(0))
+        const message = expectThrow(() => call(victim, shape), RangeError, /expected length 65536|detached/)
+        buffer.resize(N * 4)
+        lines.push(`${tracking ? 'length-tracking' : 'fixed'} ${name}: ${message}`)
+      }
+    }
+    return lines.join('\n')
+  },
+
+  async 'sync: item k of a batch frees item j < k'() {
+    const c = maxNorm(native)
+    const first = filled()
+    const second = filled()
+    const before = second.slice()
+    let refill: Float32Array[] = []
+    const items = [
+      { array: first, shape: [256, 256], constraint: c },
+      {
+        array: second,
+        get shape() {
+          refill = freeAndRefill(first)
+          return [256, 256]
+        },
+        constraint: c,
+      },
+    ]
+    const message = expectThrow(() => native.applyBatch(items as never), RangeError, /items\[0\]\.array: expected an attached buffer/)
+    assertAllZero(refill, 'applyBatch')
+    assertUnchanged(second, before, 'items[1]')
+    return message
+  },
+
+  async 'sync: Proxies and getters through the TypeScript API'() {
+    const { MaxNorm, constrain, applyBatch } = await api()
+    const lines: string[] = []
+    const m = new MaxNorm({ maxValue: 1 })
+    const fast = constrain({ kind: 'maxNorm', maxValue: 1 })
+    const calls: Record<string, (a: Float32Array, s: number[]) => unknown> = {
+      'MaxNorm.applyInPlace': (a, s) => m.applyInPlace(a, s),
+      'MaxNorm.applyCopy': (a, s) => m.applyCopy(a, s),
+      'MaxNorm.norms': (a, s) => m.norms(a, s),
+      'constrain()': (a, s) => fast(a, s),
+      applyBatch: (a, s) => applyBatch([{ array: a, shape: s, constraint: m }]),
+    }
+    for (const [name, call] of Object.entries(calls)) {
+      const victim = filled()
+      let refill: Float32Array[] = []
+      const proxy = new Proxy([256, 256], {
+        get(target, key, receiver) {
+          if (key === '0') refill = freeAndRefill(victim)
+          return Reflect.get(target, key, receiver)
+        },
+      })
+      const message = expectThrow(() => call(victim, proxy), RangeError, /detached/)
+      assertAllZero(refill, name)
+      lines.push(`${name}: ${message}`)
+    }
+    // The binding itself takes no Proxy for a shape: it reads real Arrays only.
+    expectThrow(() => maxNorm(native).applyInPlace(filled(), new Proxy([256, 256], {})), TypeError, /shape: expected an array/)
+    return lines.join('\n')
+  },
+
+  // -------------------------------------------------------------------------------------------
+  // 2. Async calls must hold memory that cannot vanish
+
+  async 'async: the buffer is transferred (structuredClone) while the call is pending'() {
+    const lines: string[] = []
+    const { MaxNorm } = await api()
+    const calls: Record<string, (a: Float32Array) => Promise<unknown>> = {
+      'NativeConstraint.applyInPlaceAsync': (a) => maxNorm(native).applyInPlaceAsync(a, [256, 256]),
+      'MaxNorm.applyInPlaceAsync': (a) => new MaxNorm({ maxValue: 1 }).applyInPlaceAsync(a, [256, 256]),
+      applyBatchAsync: (a) => native.applyBatchAsync([{ array: a, shape: [256, 256], constraint: maxNorm(native) }]),
+    }
+    for (const [name, call] of Object.entries(calls)) {
+      const victim = filled()
+      const pending = call(victim)
+      const moved = new Float32Array(transferAway(victim.buffer))
+      const message = await expectReject(pending, RangeError, /detached.*nothing was written/)
+      check(moved.every((x) => x === 3), `${name}: the new owner's memory was written`)
+      lines.push(`${name}: ${message}`)
+    }
+    return lines.join('\n')
+  },
+
+  async 'async: the buffer is posted to a worker with transfer while the call is pending'() {
+    const victim = filled()
+    const pending = expectReject(maxNorm(native).applyInPlaceAsync(victim, [256, 256]), RangeError, /detached/)
+    const worker = new Worker(
+      `const { parentPort } = require('node:worker_threads')
+       parentPort.once('message', (buffer) => {
+         const a = new Float32Array(buffer)
+         setTimeout(() => parentPort.postMessage(a.every((x) => x === 3)), 50)
+       })`,
+      { eval: true },
+    )
+    worker.postMessage(victim.buffer, [victim.buffer])
+    check(victim.length === 0, 'postMessage did not detach the buffer')
+    const message = await pending
+    const untouched = await new Promise<boolean>((resolve) => worker.once('message', resolve))
+    await worker.terminate()
+    check(untouched, "the worker's memory was written")
+    // And through a MessagePort: the same.
+    const second = filled()
+    const again = expectReject(maxNorm(native).applyInPlaceAsync(second, [256, 256]), RangeError, /detached/)
+    const { port1, port2 } = new MessageChannel()
+    port1.postMessage(second.buffer, [second.buffer])
+    const received = await new Promise<ArrayBuffer>((resolve) => port2.once('message', resolve))
+    port1.close()
+    port2.close()
+    await again
+    check(new Float32Array(received).every((x) => x === 3), "the port receiver's memory was written")
+    return message
+  },
+
+  async 'async: ArrayBuffer.prototype.transfer while the call is pending'() {
+    const transfer = (ArrayBuffer.prototype as { transfer?: (n?: number) => ArrayBuffer }).transfer
+    if (transfer === undefined) return `skipped: ArrayBuffer.prototype.transfer does not exist on Node ${process.version}`
+    const lines: string[] = []
+    for (const length of [undefined, 0, 16]) {
+      const victim = filled()
+      const pending = maxNorm(native).applyInPlaceAsync(victim, [256, 256])
+      const moved = new Float32Array(transfer.call(victim.buffer, length === undefined ? undefined : length * 4))
+      lines.push(await expectReject(pending, RangeError, /detached/))
+      check(moved.every((x) => x === 3), 'the new owner was written')
+    }
+    return `Node ${process.version}: ${lines.join('; ')}`
+  },
+
+  async 'async: a resizable buffer shrinks (resize(0)) while the call is pending'() {
+    const lines: string[] = []
+    for (const tracking of [true, false]) {
+      const buffer = resizableBuffer(N * 4)
+      const victim = tracking ? new Float32Array(buffer) : new Float32Array(buffer, 0, N)
+      victim.fill(3)
+      const pending = maxNorm(native).applyInPlaceAsync(victim, [256, 256])
+      buffer.resize(0)
+      lines.push(await expectReject(pending, RangeError, /expected length 65536.*nothing was written/))
+      buffer.resize(N * 4)
+      check(victim.every((x) => x === 0), 'a resized-away region was written')
+    }
+    // Shrunk and grown back before it settles: the same memory and length again, so it is written.
+    const buffer = resizableBuffer(16)
+    const back = new Float32Array(buffer)
+    back.set([3, 4, 0, 0])
+    const pending = maxNorm(native).applyInPlaceAsync(back, [2, 2])
+    buffer.resize(0)
+    buffer.resize(16)
+    await pending
+    check(back[0] === 1 && back[1] === 1, `grown back: expected the constrained values, got ${back.join(',')}`)
+    return lines.join('\n')
+  },
+
+  async 'async: a batch with one item detached meanwhile writes no item'() {
+    const c = maxNorm(native)
+    const kept = filled()
+    const lost = filled()
+    const pending = native.applyBatchAsync([
+      { array: kept, shape: [256, 256], constraint: c },
+      { array: lost, shape: [256, 256], constraint: c },
+    ])
+    transferAway(lost.buffer)
+    const message = await expectReject(pending, RangeError, /items\[1\]\.array: expected an attached buffer.*nothing was written/)
+    check(kept.every((x) => x === 3), 'items[0] was written although the batch failed')
+    return message
+  },
+
+  async 'async: SharedArrayBuffer arrays are constrained in place, with no copy'() {
+    const shared = new Float32Array(new SharedArrayBuffer(N * 4)).fill(3)
+    const c = maxNorm(native)
+    const pending = c.applyInPlaceAsync(shared, [256, 256])
+    // A SharedArrayBuffer cannot be transferred: the attempt throws and the call goes on.
+    expectThrow(() => structuredClone(shared.buffer, { transfer: [shared.buffer as unknown as ArrayBuffer] }), Error, /./)
+    await pending
+    const expected = c.applyCopy(filled(), [256, 256])
+    check(shared.every((x, i) => x === expected[i]), 'the shared array does not hold the constrained values')
+    return 'in place on shared memory; transfer of it refused by the runtime'
+  },
+
+  // -------------------------------------------------------------------------------------------
+  // 3. Panics must not abort Node; empty tensors allocate nothing
+
+  async 'panics: a panic in a sync export, in applyBound, and on the pool becomes an Error'() {
+    const panic = (native as unknown as { __panicForTests(kind: string): unknown }).__panicForTests
+    const lines = [
+      expectThrow(() => panic('sync'), Error, /internal error/),
+      expectThrow(() => panic('bound'), Error, /internal error/),
+      await expectReject(panic('async') as Promise<unknown>, Error, /internal error/),
+    ]
+    // Still alive and working.
+    const a = new Float32Array([3, 4])
+    maxNorm(native).applyInPlace(a, [2])
+    check(Math.abs(a[0]! - 0.6) < 1e-6, 'normclip stopped working after a caught panic')
+    return lines.join('\n')
+  },
+
+  async 'empty tensors with huge other dimensions: no panic, no allocation'() {
+    const c = maxNorm(native)
+    const empty = new Float32Array(0)
+    const lines: string[] = []
+    for (const shape of [[0, 2 ** 40, 2 ** 40], [0, 2 ** 20, 2 ** 20], [2 ** 40, 2 ** 40, 0], [0, 20000, 20000]]) {
+      const rss = process.memoryUsage().rss
+      const start = performance.now()
+      c.applyInPlace(empty, shape)
+      check(c.applyCopy(empty, shape).length === 0, 'applyCopy of an empty tensor is not empty')
+      native.applyBatch([{ array: empty, shape, constraint: c }])
+      await c.applyInPlaceAsync(empty, shape)
+      await native.applyBatchAsync([{ array: empty, shape, constraint: c }])
+      const ms = performance.now() - start
+      const grew = (process.memoryUsage().rss - rss) / 2 ** 20
+      // Generous sanity bounds (this is no benchmark): the work is nothing at all.
+      check(ms < 500 && grew < 64, `${JSON.stringify(shape)}: ${ms.toFixed(1)} ms, RSS +${grew.toFixed(1)} MiB for an empty tensor`)
+      lines.push(`${JSON.stringify(shape)}: ${ms.toFixed(2)} ms, RSS +${grew.toFixed(1)} MiB`)
+    }
+    lines.push(expectThrow(() => c.norms(empty, [0, 2 ** 40, 2 ** 40]), RangeError, /more values than fit in memory/))
+    lines.push(expectThrow(() => c.applyInPlace(empty, [2 ** 40, 2 ** 40, 2 ** 40]), RangeError, /overflows/))
+    const norms = c.norms(empty, [0, 3, 5])
+    check(norms.norms.length === 15 && norms.norms.every((x) => x === 0), 'norms of an empty [0,3,5] are not 15 zeros')
+    return lines.join('\n')
+  },
+
+  async 'async: a getter detaches an earlier item while applyBatchAsync reads its items'() {
+    const c = maxNorm(native)
+    const first = filled()
+    const second = filled()
+    const items = [
+      { array: first, shape: [256, 256], constraint: c },
+      {
+        array: second,
+        get shape() {
+          transferAway(first.buffer)
+          return [256, 256]
+        },
+        constraint: c,
+      },
+    ]
+    const message = expectThrow(() => native.applyBatchAsync(items as never), RangeError, /items\[0\]\.array: expected an attached buffer/)
+    check(second.every((x) => x === 3), 'items[1] was written')
+    return message
+  },
+
+  // -------------------------------------------------------------------------------------------
+  // 4. Silent wrong answers
+
+  async 'specs: unknown keys are errors, the spec is a snapshot'() {
+    const { constrain } = await api()
+    const lines: string[] = []
+    for (const spec of [{ kind: 'maxNorm', max_value: 3 }, { kind: 'maxNorm', maxvalue: 3 }, { kind: 'maxNorm', axes: [0] }, { kind: 'nonNeg', axis: 0 }, { kind: 'unitNorm', maxValue: 1 }]) {
+      lines.push(expectThrow(() => constrain(spec as never), TypeError, /unknown key/))
+      expectThrow(() => native.NativeConstraint.create(spec as never), TypeError, /unknown key/)
+    }
+    const spec = { kind: 'maxNorm' as const, maxValue: 1, axis: 0 }
+    const fast = constrain(spec)
+    const c = native.NativeConstraint.create(spec)
+    spec.maxValue = 100
+    spec.axis = 1
+    for (const shape of [[2], [2, 1]]) {
+      const a = new Float32Array([3, 4])
+      fast(a, shape)
+      const b = c.applyCopy(new Float32Array([3, 4]), shape)
+      check(Math.abs(a[0]! - 0.6) < 1e-6 && Math.abs(b[0]! - 0.6) < 1e-6, `${JSON.stringify(shape)}: a mutated spec changed an earlier constraint`)
+    }
+    // A getter on the spec is read once.
+    let reads = 0
+    native.NativeConstraint.create({
+      kind: 'maxNorm',
+      get maxValue() {
+        reads++
+        return 1
+      },
+    })
+    check(reads === 1, `maxValue was read ${reads} times`)
+    return lines.join('\n')
+  },
+
+  async 'shapes: a getter that answers differently on each read cannot poison the plan cache'() {
+    const { constrain, MaxNorm } = await api()
+    const fast = constrain({ kind: 'maxNorm', maxValue: 1, axis: 0 })
+    const m = new MaxNorm({ maxValue: 1 })
+    for (const call of [fast, (a: Float32Array, s: number[]) => m.applyInPlace(a, s)]) {
+      let flip = 0
+      const liar = [0, 2]
+      Object.defineProperty(liar, 0, { get: () => (flip++ % 2 === 0 ? 2 : 1), enumerable: true })
+      const a = new Float32Array([3, 4, 0, 0])
+      call(a, liar) // read once: [2, 2]
+      const honest = new Float32Array([3, 4, 0, 0])
+      call(honest, [2, 2])
+      const expected = m.applyCopy(new Float32Array([3, 4, 0, 0]), [2, 2])
+      check(a.every((x, i) => x === expected[i]) && honest.every((x, i) => x === expected[i]), 'a lying shape changed a result')
+      // And the [1, 2] plan, if any, fits the [1, 2] shape only.
+      expectThrow(() => call(new Float32Array(4), [1, 2]), RangeError, /expected length 2/)
+    }
+    return 'each shape read once; plans keyed by that copy'
+  },
+
+  async 'shapes: only Arrays are shapes, in every wrapper'() {
+    const { MaxNorm, constrain, applyBatch, applyBatchAsync } = await api()
+    const m = new MaxNorm({ maxValue: 1 })
+    const fast = constrain({ kind: 'maxNorm' })
+    const c = maxNorm(native)
+    const lines: string[] = []
+    for (const shape of ['', new Set([4]), new Int32Array([4]), { length: 1, 0: 4 }, 4]) {
+      const a = filled().subarray(0, 4)
+      const before = a.slice()
+      const calls: Array<() => unknown> = [
+        () => m.applyInPlace(a, shape as never),
+        () => m.applyCopy(a, shape as never),
+        () => m.norms(a, shape as never),
+        () => fast(a, shape as never),
+        () => c.applyInPlace(a, shape as never),
+        () => c.applyCopy(a, shape as never),
+        () => c.norms(a, shape as never),
+        () => c.bind(shape as never),
+        () => applyBatch([{ array: a, shape: shape as never, constraint: m }]),
+        () => native.applyBatch([{ array: a, shape: shape as never, constraint: c }]),
+      ]
+      for (const call of calls) lines.push(expectThrow(call, TypeError, /shape: expected an array/))
+      for (const call of [
+        () => m.applyInPlaceAsync(a, shape as never),
+        () => c.applyInPlaceAsync(a, shape as never),
+        () => applyBatchAsync([{ array: a, shape: shape as never, constraint: m }]),
+        () => native.applyBatchAsync([{ array: a, shape: shape as never, constraint: c }]),
+      ]) {
+        lines.push(await expectThrowOrReject(call, TypeError, /shape: expected an array/))
+      }
+      assertUnchanged(a, before, String(shape))
+    }
+    return `${lines.length} calls refused`
+  },
+
+  async 'NativeConstraint cannot be called as a function or constructed directly'() {
+    const Class = native.NativeConstraint as unknown as (spec: unknown) => unknown
+    const before = Object.keys(globalThis).length
+    const lines = [
+      expectThrow(() => Class({ kind: 'maxNorm' }), Error, /constructor/),
+      expectThrow(() => new (native.NativeConstraint as unknown as new (spec: unknown) => unknown)({ kind: 'maxNorm' }), Error, /constructor/),
+    ]
+    check(Object.keys(globalThis).length === before, 'globalThis gained properties')
+    return lines.join('\n')
+  },
+
+  // -------------------------------------------------------------------------------------------
+  // 5. Training never writes into arrays tfjs handed out
+
+  async 'training: arrays the app got from dataSync on the cpu backend stay as they were'() {
+    const tf = await import('@tensorflow/tfjs')
+    const { MaxNorm, applyConstraints, constraintCallback } = await api()
+    await tf.setBackend('cpu')
+    const layer = tf.layers.dense({ inputShape: [8], units: 4, kernelConstraint: new MaxNorm({ maxValue: 0.1 }), kernelInitializer: 'ones' })
+    const model = tf.sequential({ layers: [layer] })
+    model.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' })
+    const variable = () => layer.trainableWeights[0]!.read()
+    // The cpu backend's dataSync hands out its own storage: the app may keep it.
+    const held = variable().dataSync() as Float32Array
+    const snapshot = held.slice()
+    applyConstraints(model)
+    assertUnchanged(held, snapshot, 'a dataSync() array after applyConstraints')
+    const later = variable().dataSync() as Float32Array
+    const laterSnapshot = later.slice()
+    const xs = tf.randomNormal([16, 8], 0, 1, 'float32', 1)
+    const ys = tf.randomNormal([16, 4], 0, 1, 'float32', 2)
+    await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0, callbacks: [constraintCallback()] })
+    applyConstraints(model)
+    applyConstraints(model)
+    assertUnchanged(later, laterSnapshot, 'a dataSync() array after fit with constraintCallback')
+    const norms = new MaxNorm({ maxValue: 0.1 }).norms(variable().dataSync() as Float32Array, [8, 4]).norms
+    check(norms.every((n) => n <= 0.1 * (1 + 1e-6)), 'the constraint no longer holds')
+    tf.dispose([xs, ys])
+    return 'held arrays unchanged across applyConstraints and fit; norms within the bound'
+  },
+}
+
+// -------------------------------------------------------------------------------------------
+// 6. Resources (run with their own environment, see adversarial.test.ts)
+
+export const resourceAttacks: Record<string, () => Promise<AttackResult>> = {
+  async 'NORMCLIP_THREADS=20000 is capped'() {
+    const cores = (await import('node:os')).availableParallelism()
+    const threads = native.threadCount()
+    check(threads === cores * 4, `threadCount() = ${threads}, expected ${cores * 4}`)
+    const big = new Float32Array(1 << 21).fill(1)
+    const start = performance.now()
+    maxNorm(native).applyInPlace(big, [1 << 21])
+    const ms = performance.now() - start
+    check(ms < 5000, `a 2M-element call took ${ms.toFixed(0)} ms`)
+    return `threadCount() = ${threads}; first 2M-element call ${ms.toFixed(0)} ms`
+  },
+
+  /** A loop of one million small calls; the parent compares its peak RSS with a `slice()` loop. */
+  async 'loop: applyCopy'() {
+    const c = maxNorm(native)
+    const a = new Float32Array(64).fill(3)
+    let sink = 0
+    for (let i = 0; i < 1_000_000; i++) sink += c.applyCopy(a, [8, 8])[0]!
+    return `${process.resourceUsage().maxRSS} ${sink > 0}`
+  },
+
+  async 'loop: norms'() {
+    const c = maxNorm(native)
+    const a = new Float32Array(64).fill(3)
+    let sink = 0
+    for (let i = 0; i < 1_000_000; i++) sink += c.norms(a, [8, 8]).norms[0]!
+    return `${process.resourceUsage().maxRSS} ${sink > 0}`
+  },
+
+  async 'loop: slice'() {
+    const a = new Float32Array(64).fill(3)
+    let sink = 0
+    for (let i = 0; i < 1_000_000; i++) sink += a.slice()[0]!
+    return `${process.resourceUsage().maxRSS} ${sink > 0}`
+  },
+}
