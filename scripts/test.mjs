@@ -24,7 +24,7 @@ const STEPS = [
   { name: 'clippy', cmd: ['cargo', 'clippy', '--workspace', '--all-targets', '--quiet', '--', '-D', 'warnings'] },
   { name: 'tsc', cmd: [npmBin('typescript', 'tsc'), '--noEmit', '-p', 'tsconfig.json'] },
   // Release: the property tests run large tensors.
-  { name: 'cargo test', cmd: ['cargo', 'test', '-p', 'normclip-core', '-p', 'normclip-tf', '--release', '--quiet'], counts: cargoCounts },
+  { name: 'cargo test', cmd: ['cargo', 'test', '-p', 'normclip-core', '-p', 'normclip-files', '-p', 'normclip-tf', '--release', '--quiet'], counts: cargoCounts },
   { name: 'vitest', cmd: [npmBin('vitest'), 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`], counts: vitestCounts, before: () => rmSync(vitestJson, { force: true }) },
 ]
 

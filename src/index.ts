@@ -77,3 +77,4 @@ export {
   type ClippingOptimizer,
   type CompileKerasArgs,
 } from './gradient-clipping'
+export * from './files' // weight files: inspectModel, constrainModel (the CLI's inspect/apply/check)

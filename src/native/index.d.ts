@@ -54,6 +54,18 @@ export declare class NativeConstraint {
 }
 
 /**
+ * An inspect or write job, run on the libuv pool by `run()`; `progress()` reads how many bytes
+ * it has gone through so far (for a progress bar).
+ */
+export declare class NativeFileJob {
+  /** `write: false` inspects `plan.tensors` (outputs must be empty); `true` writes the outputs. */
+  constructor(plan: NativeFilePlan, write: boolean)
+  progress(): number
+  /** Runs the job once; resolves to `{ error }` or `{ outcomes }` (one per tensor task). */
+  run(): Promise<NativeJobResult>
+}
+
+/**
  * Panics on purpose, so tests can prove that a panic in each kind of entry point becomes a JS
  * `Error` instead of aborting Node: `'sync'` here, `'bound'` through `applyBound`'s guard,
  * `'async'` on the libuv pool. Not part of the public API.
@@ -122,6 +134,12 @@ export declare function clipTotalNorm(arrays: Array<Float32Array | Float64Array>
 /** Federated update clipping in place; returns `[norm, clipped ? 1 : 0]`. */
 export declare function clipUpdate(arrays: Array<Float32Array | Float64Array>, clipNorm: number): Array<number>
 
+/** Norm axes: `all` (one norm for the tensor) or `list` (negative counts from the end). */
+export interface NativeAxes {
+  all: boolean
+  list: Array<number>
+}
+
 /** One item of `applyBatch`. */
 export interface NativeBatchItem {
   array: Float32Array | Float64Array
@@ -161,11 +179,185 @@ export interface NativeConstraintSpec {
   epsilon?: number
 }
 
+export interface NativeCrcPatch {
+  output: number
+  start: number
+  length: number
+  positions: Array<number>
+}
+
+/**
+ * An element type: `float16 | bfloat16 | float32 | float64` (with `bigEndian`), `quantized`
+ * (tfjs: `bytes` 1 or 2, `scale`, `min`), or any other name with its `size` in bytes.
+ */
+export interface NativeDtype {
+  name: string
+  bigEndian?: boolean
+  bytes?: number
+  scale?: number
+  min?: number
+  size?: number
+}
+
+/** A constraint with every parameter resolved (the TypeScript classes own the defaults). */
+export interface NativeFileConstraint {
+  /** `maxNorm | minMaxNorm | unitNorm | nonNeg | radialConstraint`. */
+  kind: string
+  maxValue: number
+  minValue: number
+  rate: number
+  axes: NativeAxes
+  /** `keras | projection`. */
+  mode: string
+  epsilon: number
+}
+
+/**
+ * A problem with a file: `kind` is `invalid` (the file lies or is damaged), `unsupported`,
+ * `io` (the OS refused), `request` (the request does not fit the file) or `internal`.
+ */
+export interface NativeFileError {
+  kind: string
+  path: string
+  message: string
+}
+
+/** A job: inspect `tensors` of `inputs`, or (with `outputs`) write them. */
+export interface NativeFilePlan {
+  inputs: Array<string>
+  outputs: Array<NativeOutputFile>
+  tensors: Array<NativeTensorTask>
+  crcPatches: Array<NativeCrcPatch>
+}
+
+export interface NativeJobResult {
+  error?: NativeFileError
+  outcomes: Array<NativeOutcome>
+}
+
 /** The keepdims norms of a tensor and their shape. */
 export interface NativeNorms {
   norms: Float32Array | Float64Array
   shape: Array<number>
 }
+
+export interface NativeNpyHeader {
+  error?: NativeFileError
+  descr: string
+  dtype?: NativeDtype
+  fortranOrder: boolean
+  shape: Array<number>
+  /** Absolute offset of the data in the file. */
+  dataOffset: number
+  dataLength: number
+}
+
+/**
+ * Norms (keepdims shape `normsShape`, row-major over the kept axes) and element counts, before
+ * and (when a constraint was applied) after.
+ */
+export interface NativeOutcome {
+  norms: Float64Array
+  normsShape: Array<number>
+  normsAfter: Float64Array
+  nan: number
+  inf: number
+  negative: number
+  nanAfter: number
+  infAfter: number
+  negativeAfter: number
+}
+
+export interface NativeOutputFile {
+  path: string
+  display: string
+  pieces: Array<NativePiece>
+}
+
+/**
+ * A part of an output file: `copy` (`file`, `offset`, `length` of an input), `text` (UTF-8
+ * bytes) or `tensor` (`tensor`'s output bytes `[start, start + length)`).
+ */
+export interface NativePiece {
+  kind: string
+  file?: number
+  offset?: number
+  length?: number
+  text?: string
+  tensor?: number
+  start?: number
+}
+
+/** A safetensors tensor with its absolute byte range. */
+export interface NativeSafetensorsEntry {
+  name: string
+  dtype: NativeDtype
+  /** The header's dtype name: `F32`, `BF16`, `I64`, … */
+  dtypeName: string
+  shape: Array<number>
+  offset: number
+  length: number
+}
+
+export interface NativeSafetensorsHeader {
+  error?: NativeFileError
+  headerLength: number
+  fileLength: number
+  tensors: Array<NativeSafetensorsEntry>
+  metadata: Record<string, string>
+}
+
+/** A byte range of input (or output) file `file` of a job. */
+export interface NativeSegment {
+  file: number
+  offset: number
+  length: number
+}
+
+/** A tensor: its row-major elements are its segments, concatenated. */
+export interface NativeTensor {
+  name: string
+  dtype: NativeDtype
+  shape: Array<number>
+  segments: Array<NativeSegment>
+}
+
+export interface NativeTensorTask {
+  tensor: NativeTensor
+  /** Axes of the reported norms when there is no norm constraint; none: no norms. */
+  axes?: NativeAxes
+  countNegatives: boolean
+  constraint?: NativeFileConstraint
+  /** The stored type to write (writes only). */
+  outDtype?: NativeDtype
+}
+
+export interface NativeZipDirectory {
+  error?: NativeFileError
+  entries: Array<NativeZipEntry>
+}
+
+export interface NativeZipEntry {
+  name: string
+  method: number
+  crc32: number
+  compressedSize: number
+  size: number
+  dataOffset: number
+  crcPositions: Array<number>
+}
+
+/**
+ * Reads the `.npy` header at byte `offset` of `path` (0 for a `.npy` file; an entry's data for
+ * an `.npz`); `available` is how many bytes belong to it (the file's or the entry's size).
+ */
+export declare function readNpyHeader(path: string, offset: number, available: number): NativeNpyHeader
+
+/** Reads and validates a safetensors header (the `safetensors` crate's checks). */
+export declare function readSafetensorsHeader(path: string): NativeSafetensorsHeader
+
+/** The entries of a zip archive with their byte positions. */
+export declare function readZipDirectory(path: string): NativeZipDirectory
 
 /**
  * The SIMD tier the kernels run with: `avx512`, `avx2`, `portable` (or `neon` on aarch64).

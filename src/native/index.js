@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeConstraint = nativeBinding.NativeConstraint
+module.exports.NativeFileJob = nativeBinding.NativeFileJob
 module.exports.__panicForTests = nativeBinding.__panicForTests
 module.exports.applyBatch = nativeBinding.applyBatch
 module.exports.applyBatchAsync = nativeBinding.applyBatchAsync
@@ -851,6 +852,9 @@ module.exports.clipPerExample = nativeBinding.clipPerExample
 module.exports.clipTensorNorms = nativeBinding.clipTensorNorms
 module.exports.clipTotalNorm = nativeBinding.clipTotalNorm
 module.exports.clipUpdate = nativeBinding.clipUpdate
+module.exports.readNpyHeader = nativeBinding.readNpyHeader
+module.exports.readSafetensorsHeader = nativeBinding.readSafetensorsHeader
+module.exports.readZipDirectory = nativeBinding.readZipDirectory
 module.exports.simdTier = nativeBinding.simdTier
 module.exports.tfOpsOutputCounts = nativeBinding.tfOpsOutputCounts
 module.exports.tfOpSpec = nativeBinding.tfOpSpec

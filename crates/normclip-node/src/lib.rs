@@ -26,6 +26,7 @@ mod bound;
 mod clip;
 mod constraint;
 mod errors;
+mod files;
 mod read;
 mod task;
 mod tf;

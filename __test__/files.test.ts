@@ -1,0 +1,419 @@
+// Weight files end to end: fixtures written by the real writers (scripts/file-fixtures/), the CLI
+// and the API on them, the result read back by the writers' own libraries (Python safetensors /
+// NumPy through scripts/file-fixtures/verify.py; TensorFlow.js' own weight decoding), and every
+// bad-file case with the original bytes checked unchanged and no output left behind.
+import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import * as tf from '@tensorflow/tfjs'
+import { main } from '../src/cli/index'
+import { constrainModel, inspectModel, WeightFileError } from '../src'
+
+const root = join(__dirname, '..')
+const fixtures = join(__dirname, 'fixtures', 'files')
+const scratch = mkdtempSync(join(tmpdir(), 'normclip-files-'))
+afterAll(() => rmSync(scratch, { recursive: true, force: true }))
+
+/** Runs `normclip …` in this process; returns its exit code and output. */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = ''
+  let stderr = ''
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true))
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true))
+  try {
+    const code = await main(args)
+    return { code, stdout, stderr }
+  } finally {
+    out.mockRestore()
+    err.mockRestore()
+  }
+}
+
+const sha = (path: string): string => createHash('sha256').update(readFileSync(path)).digest('hex')
+let n = 0
+const fresh = (name: string): string => {
+  const dir = join(scratch, `case${n++}`)
+  mkdirSync(dir)
+  return join(dir, name)
+}
+
+// The Python readers, in the venv scripts/file-fixtures/venv.sh makes (pinned requirements).
+let python = false
+beforeAll(() => {
+  const r = spawnSync('bash', [join(root, 'scripts/file-fixtures/venv.sh')], { encoding: 'utf8' })
+  python = r.status === 0
+  if (!python) {
+    if (process.env['CI']) throw new Error(`scripts/file-fixtures/venv.sh failed: ${r.stderr}`)
+    console.warn(`skipping the Python read-back checks: scripts/file-fixtures/venv.sh failed (${r.stderr.trim().split('\n').pop()})`)
+  }
+}, 300_000)
+
+function verify(original: string, result: string, constrained: Record<string, unknown>): { ok: boolean; problems: string[]; checked: Record<string, string> } {
+  const r = spawnSync('bash', [join(root, 'scripts/file-fixtures/venv.sh'), 'python', join(root, 'scripts/file-fixtures/verify.py'), original, result, JSON.stringify({ constrained })], {
+    encoding: 'utf8',
+  })
+  if (r.stdout.trim() === '') throw new Error(`verify.py: ${r.stderr}`)
+  return JSON.parse(r.stdout) as { ok: boolean; problems: string[]; checked: Record<string, string> }
+}
+
+const maxNorm3 = { class_name: 'MaxNorm', config: { max_value: 3, axis: 0 } }
+
+describe('normclip apply: read back by the writers\' libraries', () => {
+  it('safetensors (float32, float16, float64): constrained norms within the bound, the rest bit-identical, header and metadata kept', async () => {
+    const out = fresh('out.safetensors')
+    const input = join(fixtures, 'model.safetensors')
+    const before = sha(input)
+    const r = await cli('apply', input, '--out', out, '--constraint', JSON.stringify(maxNorm3), '--match', 'kernel$|^half$|^double$')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/dense\/kernel: MaxNorm, 6 of 8 units rescaled/)
+    expect(sha(input)).toBe(before)
+    // The header (8-byte length + JSON) is byte for byte the original's.
+    const headerLength = Number(readFileSync(input).readBigUInt64LE(0)) + 8
+    expect(readFileSync(out).subarray(0, headerLength).equals(readFileSync(input).subarray(0, headerLength))).toBe(true)
+    if (!python) return
+    const tol = { float32: 1e-6, float16: 1e-3, float64: 1e-12 }
+    const v = verify(input, out, {
+      'dense/kernel': { ...maxNorm3, tolerance: tol.float32 },
+      'conv/kernel': { ...maxNorm3, tolerance: tol.float32 },
+      half: { ...maxNorm3, tolerance: tol.float16 },
+      double: { ...maxNorm3, tolerance: tol.float64 },
+    })
+    expect(v.problems).toEqual([])
+    expect(v.checked).toMatchObject({ 'dense/bias': 'bit-identical', token_ids: 'bit-identical' })
+  })
+
+  it('bfloat16 is computed in float32 and written back in bfloat16', async () => {
+    const out = fresh('bf16.safetensors')
+    const input = join(fixtures, 'bf16.safetensors')
+    const c = { class_name: 'MaxNorm', config: { max_value: 3, axis: -1 } }
+    expect((await cli('apply', input, '--out', out, '--constraint', JSON.stringify(c), '--match', '^embed'))).toMatchObject({ code: 0 })
+    const report = await inspectModel(out, { constraint: c, match: /^embed/ })
+    expect(report.weights.find((w) => w.name === 'embed.weight')).toMatchObject({ dtype: 'bfloat16', exceeding: 0 })
+    if (!python) return
+    const v = verify(input, out, { 'embed.weight': { ...c, tolerance: 4e-3 } })
+    expect(v.problems).toEqual([])
+    expect(v.checked['proj.weight']).toBe('bit-identical')
+  })
+
+  it('npz (float32, Fortran-order float64, big-endian float32): entries and their CRCs rewritten, ints untouched', async () => {
+    const out = fresh('arrays.npz')
+    const input = join(fixtures, 'arrays.npz')
+    const c = { class_name: 'UnitNorm', config: { axis: 0 } }
+    const r = await cli('apply', input, '--out', out, '--constraint', JSON.stringify(c))
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/fortran: UnitNorm, 5 of 5 units rescaled/)
+    if (!python) return
+    // np.load checks each entry's CRC-32 as it reads it.
+    const v = verify(input, out, { kernel: { ...c, tolerance: 1e-6 }, fortran: { ...c, tolerance: 1e-12 }, bigendian: { ...c, tolerance: 1e-6 } })
+    expect(v.problems).toEqual([])
+    expect(v.checked['ints']).toBe('bit-identical')
+  })
+
+  it('npy in place: replaced atomically, nothing else left in the folder', async () => {
+    const path = fresh('kernel.npy')
+    cpSync(join(fixtures, 'kernel.npy'), path)
+    const c = { class_name: 'MinMaxNorm', config: { min_value: 4, max_value: 4.5, rate: 1, axis: 0 } }
+    const r = await cli('apply', path, '--in-place', '--constraint', JSON.stringify(c))
+    expect(r.code, r.stderr).toBe(0)
+    expect(readdirSync(join(path, '..'))).toEqual(['kernel.npy'])
+    if (!python) return
+    expect(verify(join(fixtures, 'kernel.npy'), path, { array: { ...c, tolerance: 1e-6 } }).problems).toEqual([])
+  })
+})
+
+/** A tfjs model read by TensorFlow.js itself (its own weight decoding), from any folder. */
+async function loadTfjs(dir: string): Promise<Map<string, tf.Tensor>> {
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] }
+  const weights = new Map<string, tf.Tensor>()
+  for (const group of json.weightsManifest) {
+    const buffers = group.paths.map((p) => readFileSync(join(dir, p)))
+    const bytes = Buffer.concat(buffers)
+    const decoded = tf.io.decodeWeights(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength), group.weights)
+    for (const [name, t] of Object.entries(decoded)) weights.set(name, t)
+  }
+  return weights
+}
+
+describe('tfjs models (written by tfjs-node model.save)', () => {
+  const model = join(fixtures, 'tfjs-model')
+
+  it('inspect reports the declared constraints, per-unit norms, violations and the Conv2D axis mistake', async () => {
+    const report = await inspectModel(model)
+    const conv = report.weights.find((w) => w.name === 'conv/kernel')!
+    expect(conv).toMatchObject({ layer: 'conv', layerClass: 'Conv2D', constraint: { className: 'MaxNorm', source: 'declared' }, axis: 0 })
+    expect(conv.axisAdvice).toMatch(/use axis \[0, 1, 2\]/)
+    expect(report.weights.find((w) => w.name === 'out/kernel')).toMatchObject({ constraint: { className: 'UnitNorm' }, exceeding: 4 })
+    expect(report.weights.find((w) => w.name === 'hidden/bias')).toMatchObject({ constraint: null, violation: false })
+    expect(report.violations).toBe(4)
+    // `check` fails on it, with the same report.
+    expect((await cli('check', model)).code).toBe(1)
+  })
+
+  it('apply --out: TensorFlow.js decodes the result, constrained weights within bounds, others bit-identical; check passes', async () => {
+    const out = join(fresh('x'), '..', 'model-out')
+    const r = await cli('apply', model, '--out', out)
+    expect(r.code, r.stderr).toBe(0)
+    expect(readdirSync(out).sort()).toEqual(['model.json', 'weights.bin'])
+    expect(readFileSync(join(out, 'model.json'))).toEqual(readFileSync(join(model, 'model.json')))
+    const before = await loadTfjs(model)
+    const after = await loadTfjs(out)
+    const norms = (t: tf.Tensor, axis: number[]): number[] => Array.from(tf.tidy(() => tf.sqrt(tf.sum(tf.square(t), axis))).dataSync())
+    expect(Math.max(...norms(after.get('conv/kernel')!, [0]))).toBeLessThanOrEqual(2 * (1 + 1e-6))
+    expect(Math.max(...norms(after.get('hidden/kernel')!, [0]))).toBeLessThanOrEqual(1.5 * (1 + 1e-6))
+    for (const n of norms(after.get('out/kernel')!, [0])) expect(n).toBeCloseTo(1, 5)
+    expect(Math.min(...after.get('conv/bias')!.dataSync())).toBeGreaterThanOrEqual(0)
+    for (const name of ['hidden/bias', 'out/bias']) expect(after.get(name)!.dataSync()).toEqual(before.get(name)!.dataSync())
+    expect((await cli('check', out)).code).toBe(0)
+  })
+
+  it('apply --in-place: new shard names, model.json renamed last, old shards removed', async () => {
+    const dir = join(fresh('x'), '..', 'model')
+    cpSync(model, dir, { recursive: true })
+    const r = await cli('apply', dir, '--in-place')
+    expect(r.code, r.stderr).toBe(0)
+    const files = readdirSync(dir).sort()
+    expect(files).toHaveLength(2)
+    expect(files[0]).toBe('model.json')
+    expect(files[1]).toMatch(/^weights\.nc-[0-9a-f]{8}\.bin$/)
+    const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: { paths: string[] }[] }
+    expect(json.weightsManifest[0]!.paths).toEqual([files[1]])
+    expect((await cli('check', dir)).code).toBe(0)
+  })
+})
+
+describe('the CLI', () => {
+  it('--json and --html: a machine report and a self-contained page with one SVG per constrained weight', async () => {
+    const html = fresh('report.html')
+    const r = await cli('inspect', join(fixtures, 'tfjs-model'), '--json', '--html', html)
+    expect(r.code, r.stderr).toBe(0)
+    const json = JSON.parse(r.stdout) as { format: string; weights: { name: string; unitNorms?: unknown }[] }
+    expect(json.format).toBe('tfjs')
+    expect(json.weights.every((w) => w.unitNorms === undefined)).toBe(true)
+    const page = readFileSync(html, 'utf8')
+    expect(page.match(/<svg /g)).toHaveLength(4) // conv/kernel, conv/bias (NonNeg), hidden/kernel, out/kernel
+    expect(page).not.toMatch(/https?:\/\/(?!www\.w3\.org\/2000\/svg)/)
+  })
+
+  it('many files in one call, concurrently, into a folder', async () => {
+    const dir = join(fresh('x'), '..', 'many')
+    mkdirSync(dir)
+    const inputs = ['model.safetensors', 'kernel.npy', 'arrays.npz'].map((f) => join(fixtures, f))
+    const r = await cli('apply', ...inputs, '--out', dir, '--constraint', 'unit_norm', '--match', 'kernel|array')
+    expect(r.code, r.stderr).toBe(0)
+    expect(readdirSync(dir).sort()).toEqual(['arrays.npz', 'kernel.npy', 'model.safetensors'])
+  })
+
+  it('--help per command, documented exit codes; unknown options exit 2', async () => {
+    for (const command of ['inspect', 'apply', 'check']) {
+      const r = await cli(command, '--help')
+      expect(r.code).toBe(0)
+      expect(r.stdout).toMatch(/Exit status:/)
+    }
+    expect((await cli('inspect', '--frobnicate', 'x')).code).toBe(2)
+    expect((await cli('apply', join(fixtures, 'kernel.npy'))).code).toBe(2) // neither --out nor --in-place
+  })
+
+  it('the API: typed errors naming the file', async () => {
+    await expect(inspectModel(join(fixtures, 'compressed.npz'))).rejects.toBeInstanceOf(WeightFileError)
+    await expect(constrainModel(join(fixtures, 'kernel.npy'), { out: join(fixtures, 'kernel.npy') })).rejects.toThrow(/--in-place/)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// Bad files: one clear message naming the file, exit 2, no output, the original unchanged.
+
+function safetensorsWith(header: Record<string, unknown>, data: Buffer, pad = true): Buffer {
+  let json = JSON.stringify(header)
+  if (pad) json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const length = Buffer.alloc(8)
+  length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)))
+  return Buffer.concat([length, Buffer.from(json), data])
+}
+
+const goodHeader = { a: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [16, 32] } }
+
+interface BadCase {
+  name: string
+  file: string
+  /** Writes the bad file at `path` (a file, or a folder for tfjs). */
+  make: (path: string) => void
+  problem: RegExp
+  args?: string[]
+}
+
+const badCases: BadCase[] = [
+  { name: 'truncated safetensors', file: 'm.safetensors', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'model.safetensors')).subarray(0, 1000)), problem: /do not cover the data section|past the end/ },
+  { name: 'shorter than its header length', file: 'm.safetensors', make: (p) => writeFileSync(p, Buffer.from([1, 2, 3])), problem: /shorter than the 8-byte header length/ },
+  {
+    name: 'a header length past the end',
+    file: 'm.safetensors',
+    make: (p) => {
+      const b = Buffer.from(readFileSync(join(fixtures, 'model.safetensors')))
+      b.writeBigUInt64LE(1n << 40n)
+      writeFileSync(p, b)
+    },
+    problem: /header length says \d+ bytes, past the end/,
+  },
+  {
+    name: 'overlapping offsets',
+    file: 'm.safetensors',
+    make: (p) => writeFileSync(p, safetensorsWith({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24))),
+    problem: /overlap another tensor/,
+  },
+  {
+    name: 'offsets out of range',
+    file: 'm.safetensors',
+    make: (p) => writeFileSync(p, safetensorsWith({ a: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [16, 32] } }, Buffer.alloc(20))),
+    problem: /do not cover the data section/,
+  },
+  {
+    name: 'shape × dtype ≠ bytes',
+    file: 'm.safetensors',
+    make: (p) => writeFileSync(p, safetensorsWith({ ...goodHeader, b: { dtype: 'F32', shape: [5], data_offsets: [16, 32] } }, Buffer.alloc(32))),
+    problem: /shape × dtype size differs/,
+  },
+  { name: 'bad JSON in a safetensors header', file: 'm.safetensors', make: (p) => writeFileSync(p, Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"a": [1,')])), problem: /invalid JSON/ },
+  {
+    name: 'a constraint on an integer tensor (unsupported dtype)',
+    file: 'm.safetensors',
+    make: (p) => cpSync(join(fixtures, 'model.safetensors'), p),
+    problem: /needs a floating-point tensor, got I64/,
+    args: ['--constraint', 'max_norm', '--match', 'token_ids'],
+  },
+  {
+    name: 'truncated npy',
+    file: 'k.npy',
+    make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'kernel.npy')).subarray(0, 600)),
+    problem: /truncated: shape \[32, 10\] of <f4 needs 1280 data bytes/,
+  },
+  {
+    name: 'an npy header that lies about the shape',
+    file: 'k.npy',
+    make: (p) => writeFileSync(p, Buffer.from(readFileSync(join(fixtures, 'kernel.npy')).toString('latin1').replace("'shape': (32, 10)", "'shape': (16, 10)"), 'latin1')),
+    problem: /bytes follow the data of shape \[16, 10\]/,
+  },
+  { name: 'a compressed npz entry', file: 'c.npz', make: (p) => cpSync(join(fixtures, 'compressed.npz'), p), problem: /is compressed \(np\.savez_compressed\)/ },
+  { name: 'a truncated npz', file: 'a.npz', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'arrays.npz')).subarray(0, 900)), problem: /not a valid zip archive/ },
+  {
+    name: 'bad JSON in model.json',
+    file: 'model',
+    make: (p) => {
+      cpSync(join(fixtures, 'tfjs-model'), p, { recursive: true })
+      writeFileSync(join(p, 'model.json'), '{"modelTopology": {')
+    },
+    problem: /model\.json: bad JSON/,
+  },
+  {
+    name: 'a manifest naming a missing shard',
+    file: 'model',
+    make: (p) => {
+      cpSync(join(fixtures, 'tfjs-model'), p, { recursive: true })
+      rmSync(join(p, 'weights.bin'))
+    },
+    problem: /names a missing shard "weights\.bin"/,
+  },
+  {
+    name: 'a truncated shard',
+    file: 'model',
+    make: (p) => {
+      cpSync(join(fixtures, 'tfjs-model'), p, { recursive: true })
+      writeFileSync(join(p, 'weights.bin'), readFileSync(join(p, 'weights.bin')).subarray(0, 5000))
+    },
+    problem: /its shards hold 5000 \(truncated shard\?\)/,
+  },
+  {
+    name: 'an unsupported tfjs dtype',
+    file: 'model',
+    make: (p) => {
+      cpSync(join(fixtures, 'tfjs-model'), p, { recursive: true })
+      const json = JSON.parse(readFileSync(join(p, 'model.json'), 'utf8')) as { weightsManifest: { weights: { dtype: string }[] }[] }
+      json.weightsManifest[0]!.weights[1]!.dtype = 'complex64'
+      writeFileSync(join(p, 'model.json'), JSON.stringify(json))
+    },
+    problem: /unsupported dtype "complex64"/,
+  },
+]
+
+/** Every file below `dir` with its hash. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const entry of readdirSync(dir, { recursive: true }) as string[]) {
+    const full = join(dir, entry)
+    if (statSync(full).isFile()) out[entry] = sha(full)
+  }
+  return out
+}
+
+describe('bad files: exit 2, one message naming the file and the problem, no output, input unchanged', () => {
+  for (const c of badCases) {
+    it(c.name, async () => {
+      const path = fresh(c.file)
+      const dir = join(path, '..')
+      c.make(path)
+      const before = snapshot(dir)
+      const outDir = join(dir, 'out')
+      mkdirSync(outDir)
+      for (const command of ['inspect', 'check', 'apply']) {
+        const args = command === 'apply' ? ['--out', join(outDir, c.file)] : []
+        const r = await cli(command, path, ...args, ...(c.args ?? (command === 'apply' ? ['--constraint', 'unit_norm', '--match', '^(a|b|array|kernel)$|kernel$'] : [])))
+        if (c.args !== undefined && command !== 'apply') continue // the case is about applying
+        expect(r.code, `${command}: ${r.stderr}`).toBe(2)
+        expect(r.stderr).toMatch(c.problem)
+        expect(r.stderr).toContain(c.file)
+        expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      }
+      expect(snapshot(dir)).toEqual(before) // the input, and no output (out/ is empty)
+      expect(readdirSync(outDir)).toEqual([])
+    })
+  }
+})
+
+/** A tmpfs of `size` mounted at a new folder (root only); undefined when that is impossible here. */
+function tmpfs(size: string, readOnly = false): string | undefined {
+  const dir = mkdtempSync(join(scratch, 'mnt-'))
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${size}${readOnly ? ',ro' : ''}`, 'tmpfs', dir], { encoding: 'utf8' })
+  return r.status === 0 ? dir : undefined
+}
+const unmount = (dir: string): void => void spawnSync('umount', [dir])
+
+describe('destinations that refuse: exit 2, nothing left', () => {
+  it('a full disk (a 64 KiB tmpfs)', async (ctx) => {
+    const mnt = tmpfs('64k')
+    if (mnt === undefined) return ctx.skip('cannot mount a tmpfs here (needs root): full-disk case not run')
+    try {
+      const input = fresh('big.safetensors')
+      const data = Buffer.alloc(256 * 1024)
+      writeFileSync(input, safetensorsWith({ w: { dtype: 'F32', shape: [256, 256], data_offsets: [0, data.length] } }, data))
+      const r = await cli('apply', input, '--out', join(mnt, 'out.safetensors'), '--constraint', 'max_norm')
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/out\.safetensors: cannot write.*No space left on device/)
+      expect(readdirSync(mnt)).toEqual([])
+    } finally {
+      unmount(mnt)
+    }
+  })
+
+  it('a read-only destination', async (ctx) => {
+    const mnt = tmpfs('1m', true)
+    if (mnt === undefined) return ctx.skip('cannot mount a read-only tmpfs here (needs root): read-only case not run')
+    try {
+      const r = await cli('apply', join(fixtures, 'kernel.npy'), '--out', join(mnt, 'k.npy'), '--constraint', 'max_norm')
+      expect(r.code).toBe(2)
+      expect(r.stderr).toMatch(/k\.npy: cannot create the output: Read-only file system/)
+      const t = await cli('apply', join(fixtures, 'tfjs-model'), '--out', join(mnt, 'model'))
+      expect(t.code).toBe(2)
+      expect(t.stderr).toMatch(/model: cannot create the output folder: read-only file system/)
+    } finally {
+      unmount(mnt)
+    }
+  })
+
+  it('the input is never the output without --in-place', async () => {
+    const r = await cli('apply', join(fixtures, 'kernel.npy'), '--out', join(fixtures, 'kernel.npy'), '--constraint', 'max_norm')
+    expect(r.code).toBe(2)
+    expect(existsSync(join(fixtures, 'kernel.npy'))).toBe(true)
+  })
+})

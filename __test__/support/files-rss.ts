@@ -1,0 +1,17 @@
+// Child process of files-big.test.ts: runs one inspect or apply and prints its peak RSS, so the
+// test measures the memory of exactly that work (a fresh process, nothing else loaded).
+import { constrainModel, inspectModel } from '../../src'
+
+async function main(): Promise<void> {
+  const [mode, input, constraintJson, out] = process.argv.slice(2)
+  const constraint = JSON.parse(constraintJson!) as unknown
+  const start = Date.now()
+  const result =
+    mode === 'apply'
+      ? { changes: (await constrainModel(input!, { constraint, match: /weight$/, out: out! })).changes.map((c) => ({ name: c.name, unitsRescaled: c.unitsRescaled })) }
+      : { weights: (await inspectModel(input!, { constraint, match: /weight$/ })).weights.map((w) => ({ name: w.name, exceeding: w.exceeding, max: w.norms?.max ?? null, nan: w.nan })) }
+  // maxRSS is in KiB.
+  process.stdout.write(JSON.stringify({ ...result, maxRssBytes: process.resourceUsage().maxRSS * 1024, ms: Date.now() - start }))
+}
+
+void main()

@@ -1,0 +1,135 @@
+// `npm run bench:files`: normclip inspect/apply on a safetensors file against `cat FILE > /dev/null`
+// and `cp FILE DEST`, measured in the same run, warm cache, methods taking turns.
+//
+//   npm run bench:files -- [--mb 1024] [--runs 7] [--dir DIR]
+//
+// The file: float32 tensors of [4096, 4096] (64 MiB each) plus a bfloat16 one, all constrained
+// (MaxNorm(1), axis 0: every unit over the bound, so every byte is rewritten). Writes
+// bench/FILES.md with the CPU (lscpu), medians and IQRs, and the ratios the issue sets:
+// inspect ≥ 70% of cat's speed, apply ≥ 50% of cp's.
+import { execFileSync, spawnSync } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { constrainModel, inspectModel, simdTier } from '../src'
+
+const args = process.argv.slice(2)
+const opt = (name: string, fallback: number | string): string => {
+  const i = args.indexOf(`--${name}`)
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : String(fallback)
+}
+const megabytes = Number(opt('mb', 1024))
+const runs = Number(opt('runs', 7))
+const dir = mkdtempSync(join(opt('dir', tmpdir()), 'normclip-bench-files-'))
+
+function makeFile(path: string): number {
+  const tensors: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {}
+  let at = 0
+  const f32 = 4096 * 4096 * 4
+  const count = Math.max(1, Math.floor((megabytes * 2 ** 20 - 2 ** 25) / f32))
+  for (let i = 0; i < count; i++) {
+    tensors[`layers.${i}.weight`] = { dtype: 'F32', shape: [4096, 4096], data_offsets: [at, at + f32] }
+    at += f32
+  }
+  tensors['embed.weight'] = { dtype: 'BF16', shape: [4096, 4096], data_offsets: [at, at + 4096 * 4096 * 2] }
+  at += 4096 * 4096 * 2
+  let json = JSON.stringify(tensors)
+  json += ' '.repeat((8 - (json.length % 8)) % 8)
+  const head = Buffer.alloc(8)
+  head.writeBigUInt64LE(BigInt(json.length))
+  const fd = openSync(path, 'w')
+  writeSync(fd, head)
+  writeSync(fd, json)
+  // Random floats in ±1; the bfloat16 tensor holds their top halves (the low halves read as
+  // bfloat16 would hold NaNs and infinities).
+  const block = new Float32Array(2 ** 22)
+  for (let i = 0; i < block.length; i++) block[i] = Math.random() * 2 - 1
+  const bytes = Buffer.from(block.buffer)
+  const halves = new Uint16Array(block.length)
+  const words = new Uint32Array(block.buffer)
+  for (let i = 0; i < block.length; i++) halves[i] = words[i]! >>> 16
+  const half = Buffer.from(halves.buffer)
+  const floatBytes = at - 4096 * 4096 * 2
+  for (let left = floatBytes; left > 0; left -= bytes.length) writeSync(fd, bytes, 0, Math.min(left, bytes.length))
+  for (let left = 4096 * 4096 * 2; left > 0; left -= half.length) writeSync(fd, half, 0, Math.min(left, half.length))
+  closeSync(fd)
+  return 8 + json.length + at
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[s.length >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+}
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const pos = (s.length - 1) * q
+  const lo = Math.floor(pos)
+  return s[lo]! + (s[Math.min(lo + 1, s.length - 1)]! - s[lo]!) * (pos - lo)
+}
+
+async function time(f: () => Promise<unknown> | unknown): Promise<number> {
+  const t = process.hrtime.bigint()
+  await f()
+  return Number(process.hrtime.bigint() - t) / 1e6
+}
+
+async function main(): Promise<void> {
+  const input = join(dir, 'model.safetensors')
+  const bytes = makeFile(input)
+  const out = join(dir, 'out.safetensors')
+  const copy = join(dir, 'copy.safetensors')
+  const constraint = { class_name: 'MaxNorm', config: { max_value: 1, axis: 0 } }
+  const methods: Record<string, () => Promise<unknown> | unknown> = {
+    cat: () => execFileSync('sh', ['-c', `cat '${input}' > /dev/null`]),
+    'normclip inspect': () => inspectModel(input, { constraint }),
+    cp: () => {
+      rmSync(copy, { force: true })
+      execFileSync('cp', [input, copy])
+    },
+    'normclip apply': async () => {
+      rmSync(out, { force: true })
+      await constrainModel(input, { constraint, out })
+    },
+  }
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(methods).map((k) => [k, []]))
+  // One warm-up round (page cache, first-call costs), then rounds in turn.
+  for (const f of Object.values(methods)) await f()
+  for (let r = 0; r < runs; r++) for (const [name, f] of Object.entries(methods)) times[name]!.push(await time(f))
+  const cpu = (spawnSync('lscpu', { encoding: 'utf8' }).stdout.match(/Model name:\s*(.*)/)?.[1] ?? 'unknown CPU').trim()
+  const load = spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim()
+  const mb = bytes / 2 ** 20
+  const row = (name: string): string => {
+    const t = times[name]!
+    return `| ${name} | ${median(t).toFixed(0)} ms | ${(quantile(t, 0.75) - quantile(t, 0.25)).toFixed(0)} ms | ${((mb / median(t)) * 1000).toFixed(0)} MiB/s |`
+  }
+  const ratio = (a: string, b: string): string => `${((median(times[b]!) / median(times[a]!)) * 100).toFixed(0)}%`
+  const text = `# Weight files: normclip against cat and cp
+
+\`npm run bench:files -- --mb ${megabytes} --runs ${runs}\`: one safetensors file of ${mb.toFixed(0)} MiB
+(${Math.floor((megabytes * 2 ** 20 - 2 ** 25) / (4096 * 4096 * 4))} float32 [4096, 4096] tensors and one bfloat16 [4096, 4096]),
+warm page cache, all four commands taking turns, ${runs} rounds after a warm-up. Every tensor is
+constrained (MaxNorm(1), axis 0; every unit is over the bound, so every byte is rewritten).
+normclip runs in process (the library call under the CLI; the CLI adds Node's start-up, ~0.3 s).
+
+CPU: ${cpu}, SIMD tier ${simdTier()}; load average at the end: ${load}. The machine is shared by
+several agents (2 vCPUs): figures are noisy.
+
+| method | median | IQR | throughput |
+|---|---|---|---|
+${row('cat')}
+${row('normclip inspect')}
+${row('cp')}
+${row('normclip apply')}
+
+- inspect at **${ratio('normclip inspect', 'cat')}** of cat's speed (goal ≥ 70%)
+- apply at **${ratio('normclip apply', 'cp')}** of cp's speed (goal ≥ 50%)
+`
+  writeFileSync(join(__dirname, 'FILES.md'), text)
+  process.stdout.write(text)
+  rmSync(dir, { recursive: true, force: true })
+}
+
+main().catch((error: unknown) => {
+  rmSync(dir, { recursive: true, force: true })
+  throw error
+})
