@@ -130,12 +130,18 @@ fn read_bytes(files: &Files, segments: &[Segment], start: u64, buf: &mut [u8]) -
     })
 }
 
+/// Bytes per write call: the kernel copies each call's bytes into the page cache; calls of 1 MiB
+/// keep the source in L2 while it does (16 MiB calls made writing the slowest part of apply).
+const WRITE_CALL: usize = 1 << 20;
+
 fn write_bytes(files: &Files, segments: &[Segment], start: u64, buf: &[u8]) -> Result<()> {
     for_segments(segments, start, buf.len(), |segment, at, range| {
-        files
-            .check(segment)?
-            .write_all_at(&buf[range], at)
-            .map_err(|e| FileError::io(files.path(segment.file), "cannot write", &e))
+        let file = files.check(segment)?;
+        for (i, piece) in buf[range].chunks(WRITE_CALL).enumerate() {
+            file.write_all_at(piece, at + (i * WRITE_CALL) as u64)
+                .map_err(|e| FileError::io(files.path(segment.file), "cannot write", &e))?;
+        }
+        Ok(())
     })
 }
 
