@@ -95,7 +95,9 @@ async function main(): Promise<void> {
   // One warm-up round (page cache, first-call costs), then rounds in turn.
   for (const f of Object.values(methods)) await f()
   for (let r = 0; r < runs; r++) for (const [name, f] of Object.entries(methods)) times[name]!.push(await time(f))
-  const cpu = (spawnSync('lscpu', { encoding: 'utf8' }).stdout.match(/Model name:\s*(.*)/)?.[1] ?? 'unknown CPU').trim()
+  const lscpu = spawnSync('lscpu', { encoding: 'utf8' }).stdout
+  const field = (name: string): string => (lscpu.match(new RegExp(`${name}:\\s*(.*)`))?.[1] ?? '?').trim()
+  const cpu = `${field('Model name')} (family ${field('CPU family')}, model ${field('Model')}; L2 ${field('L2 cache')}, L3 ${field('L3 cache')}; ${field('CPU\\(s\\)')} vCPUs)`
   const load = spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim()
   const mb = bytes / 2 ** 20
   const row = (name: string): string => {
