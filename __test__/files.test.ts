@@ -184,6 +184,69 @@ describe('tfjs models (written by tfjs-node model.save)', () => {
   })
 })
 
+/**
+ * The fixture with hidden/kernel quantized to uint8 the way the tensorflowjs converter does it
+ * (`q = round((v - min) / scale)`, `scale = (max - min) / 255`; manifest dtype stays float32 with a
+ * `quantization` entry). Made here from the tfjs-node fixture: the converter is a Python package
+ * with TensorFlow, not installed for these tests.
+ */
+function quantizedModel(dir: string): void {
+  cpSync(join(fixtures, 'tfjs-model'), dir, { recursive: true })
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: Record<string, unknown>[] }[] }
+  const group = json.weightsManifest[0]!
+  const bin = readFileSync(join(dir, 'weights.bin'))
+  const parts: Buffer[] = []
+  let at = 0
+  for (const w of group.weights) {
+    const count = (w['shape'] as number[]).reduce((a, b) => a * b, 1)
+    const bytes = bin.subarray(at, at + count * 4)
+    at += count * 4
+    if (w['name'] !== 'hidden/kernel') {
+      parts.push(bytes)
+      continue
+    }
+    const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length))
+    const min = Math.min(...values)
+    const scale = (Math.max(...values) - min) / 255
+    parts.push(Buffer.from(values.map((v) => Math.round((v - min) / scale)).reduce((q, v, i) => ((q[i] = v), q), new Uint8Array(count))))
+    w['quantization'] = { dtype: 'uint8', scale, min }
+  }
+  writeFileSync(join(dir, 'weights.bin'), Buffer.concat(parts))
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(json))
+}
+
+describe('tfjs-quantized weights', () => {
+  it('are read dequantized, refused for writing, and written as float32 with --dequantize', async () => {
+    const dir = join(fresh('x'), '..', 'quantized')
+    quantizedModel(dir)
+    const decoded = await loadTfjs(dir) // tfjs' own dequantization
+    const report = await inspectModel(dir)
+    const hidden = report.weights.find((w) => w.name === 'hidden/kernel')!
+    expect(hidden.dtype).toBe('uint8 (quantized)')
+    const expected = Array.from(tf.tidy(() => tf.sqrt(tf.sum(tf.square(decoded.get('hidden/kernel')!), 0))).dataSync())
+    expect(hidden.norms!.max).toBeCloseTo(Math.max(...expected), 4)
+    expect(hidden.norms!.min).toBeCloseTo(Math.min(...expected), 4)
+    const before = snapshot(dir)
+    const refused = await cli('apply', dir, '--out', join(dir, '..', 'q-out'))
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toMatch(/hidden\/kernel" is quantized \(uint8 \(quantized\)\).*--dequantize/)
+    expect(existsSync(join(dir, '..', 'q-out'))).toBe(false)
+    expect(snapshot(dir)).toEqual(before)
+    const out = join(dir, '..', 'dq-out')
+    const r = await cli('apply', dir, '--out', out, '--dequantize')
+    expect(r.code, r.stderr).toBe(0)
+    const json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: Record<string, unknown>[] }[] }
+    const entry = json.weightsManifest[0]!.weights.find((w) => w['name'] === 'hidden/kernel')!
+    expect(entry).toMatchObject({ dtype: 'float32' })
+    expect(entry['quantization']).toBeUndefined()
+    const after = await loadTfjs(out)
+    const norms = Array.from(tf.tidy(() => tf.sqrt(tf.sum(tf.square(after.get('hidden/kernel')!), 0))).dataSync())
+    expect(Math.max(...norms)).toBeLessThanOrEqual(1.5 * (1 + 1e-6))
+    for (const name of ['hidden/bias', 'out/bias']) expect(after.get(name)!.dataSync()).toEqual(decoded.get(name)!.dataSync())
+    expect((await cli('check', out)).code).toBe(0)
+  })
+})
+
 describe('the CLI', () => {
   it('--json and --html: a machine report and a self-contained page with one SVG per constrained weight', async () => {
     const html = fresh('report.html')
