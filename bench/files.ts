@@ -112,6 +112,7 @@ async function main(): Promise<void> {
 warm page cache, all four commands taking turns, ${runs} rounds after a warm-up. Every tensor is
 constrained (MaxNorm(1), axis 0; every unit is over the bound, so every byte is rewritten).
 normclip runs in process (the library call under the CLI; the CLI adds Node's start-up, ~0.3 s).
+apply includes what cp does not do: fsync of the output before its atomic rename.
 
 CPU: ${cpu}, SIMD tier ${simdTier()}; load average at the end: ${load}. The machine is shared by
 several agents (2 vCPUs): figures are noisy.
