@@ -4,12 +4,10 @@
 // plain JS over typed arrays, and the bandwidth probe (12 B/element) on the same element count, on
 // every backend; then the share of a training step (fit with compileKeras) it costs.
 //
-// `npm run bench` runs it after bench/run.ts; alone: `npx tsx bench/clipping.ts` (BENCH_QUICK=1
-// for a short run). Writes bench/CLIPPING.md. Medians with the interquartile range, methods
+// `npm run bench` runs it (bench/run.ts); alone: `npx tsx bench/clipping.ts` (BENCH_QUICK=1 or --quick
+// for a short run). Writes clipping.md through bench/harness.ts. Medians with the interquartile range, methods
 // interleaved in one process (bench/measure.ts).
 import { execSync } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { loadavg } from 'node:os'
 import * as tf from '@tensorflow/tfjs'
 import * as native from '../src/native/index.js'
@@ -17,8 +15,9 @@ import { compileKeras, simdTier, tfClipByGlobalNorm } from '../src/index'
 import { ownedFloat32Data } from '../src/tfjs'
 import { measureInterleaved, median, type Method } from './measure'
 import { backendLabel, loadBackends, useBackend, type BackendName } from './backends'
+import { benchArgs, writeResult } from './harness'
 
-const quick = process.env.BENCH_QUICK === '1'
+const quick = benchArgs().quick
 const CLIP = 1.0
 
 /** Gradient shapes of the two models of bench/training.ts. */
@@ -169,12 +168,19 @@ async function stepRows(backends: BackendName[]): Promise<StepRow[]> {
         return median(times)
       }
       const base = { loss: 'categoricalCrossentropy' as const }
-      const plain = await time((m) => m.compile({ ...base, optimizer: tf.train.sgd(0.01) }))
-      const nat = await time((m) => compileKeras(m, { ...base, optimizer: tf.train.sgd(0.01), globalClipnorm: CLIP, engine: 'native' }))
-      const ops = await time((m) => compileKeras(m, { ...base, optimizer: tf.train.sgd(0.01), globalClipnorm: CLIP, engine: 'tfjs' }))
-      rows.push({ model: spec.name, backend, plain, native: nat, tfjs: ops })
-      tf.dispose([x, y])
-      log(`step ${backendLabel[backend]} ${spec.name}: plain ${plain.toFixed(2)} ms, native ${nat.toFixed(2)}, tfjs ops ${ops.toFixed(2)}`)
+      try {
+        const plain = await time((m) => m.compile({ ...base, optimizer: tf.train.sgd(0.01) }))
+        const nat = await time((m) => compileKeras(m, { ...base, optimizer: tf.train.sgd(0.01), globalClipnorm: CLIP, engine: 'native' }))
+        const ops = await time((m) => compileKeras(m, { ...base, optimizer: tf.train.sgd(0.01), globalClipnorm: CLIP, engine: 'tfjs' }))
+        rows.push({ model: spec.name, backend, plain, native: nat, tfjs: ops })
+        log(`step ${backendLabel[backend]} ${spec.name}: plain ${plain.toFixed(2)} ms, native ${nat.toFixed(2)}, tfjs ops ${ops.toFixed(2)}`)
+      } catch (error) {
+        // A model this backend cannot train (tfjs wasm has no Conv2DBackpropFilter): no row.
+        log(`step ${backendLabel[backend]} ${spec.name}: not measured (${String(error instanceof Error ? error.message : error).split('\n')[0]})`)
+        tf.disposeVariables()
+      } finally {
+        tf.dispose([x, y])
+      }
     }
   }
   return rows
@@ -230,10 +236,8 @@ async function main(): Promise<void> {
     ),
     '',
   ]
-  const out = join(__dirname, 'CLIPPING.md')
-  writeFileSync(`${out}.tmp`, lines.join('\n'))
-  require('node:fs').renameSync(`${out}.tmp`, out)
-  log(`wrote ${out}`)
+  // Into this run's directory (bench/harness.ts), and with --update into bench/results/<cpu kind>/.
+  log(`wrote ${writeResult(benchArgs(), 'clipping.md', lines.join('\n')).join(', ')}`)
 }
 
 main().catch((error) => {

@@ -22,6 +22,9 @@ export interface Method {
 export interface Sampled {
   /** Median milliseconds per call. */
   median: number
+  /** First and third quartiles of the samples (their difference is the interquartile range). */
+  q1: number
+  q3: number
   samples: number
   /** Calls timed together in each sample. */
   repeat: number
@@ -73,9 +76,22 @@ async function timeOnce(method: Method, repeat: number): Promise<number> {
 }
 
 export function median(values: readonly number[]): number {
+  return quantile(values, 0.5)
+}
+
+/** The `p` quantile, interpolating between the two nearest samples (NaN for no samples). */
+export function quantile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN
   const sorted = [...values].sort((a, b) => a - b)
-  const mid = sorted.length >> 1
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+  const at = p * (sorted.length - 1)
+  const low = Math.floor(at)
+  const high = Math.min(low + 1, sorted.length - 1)
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (at - low)
+}
+
+/** Median and quartiles of `values`. */
+export function summarize(values: readonly number[]): { median: number; q1: number; q3: number } {
+  return { median: quantile(values, 0.5), q1: quantile(values, 0.25), q3: quantile(values, 0.75) }
 }
 
 /**
@@ -105,6 +121,6 @@ export async function measureInterleaved(methods: readonly Method[], options: Me
     if (!pending) break
   }
   const results = new Map<string, Sampled>()
-  for (const [key, plan] of plans) results.set(key, { median: median(plan.times), samples: plan.times.length, repeat: plan.repeat })
+  for (const [key, plan] of plans) results.set(key, { ...summarize(plan.times), samples: plan.times.length, repeat: plan.repeat })
   return results
 }

@@ -1,10 +1,12 @@
 // What users feel in training: the time per batch spent applying every layer's constraints,
 // with normclip's training integration (`constraintCallback`, i.e. `applyConstraints(model)` after
 // every batch) against applying tfjs' own constraints to the same weights at each step, as a
-// share of the training step. Same model, same data; the three configurations (no constraint
-// step, normclip, tfjs' own) take turns, one epoch each, and per-batch medians are reported.
+// share of the training step. Same model, same data; the configurations (no constraint step,
+// normclip, normclip without its zero-copy paths on tfjs-node and wasm, tfjs' own) take turns, one
+// epoch each, and per-batch medians are reported.
 import * as tf from '@tensorflow/tfjs'
 import { constraintCallback } from '../src/training'
+import { setFastPaths } from '../src/backends'
 import { median } from './measure'
 import { useBackend, type BackendName } from './backends'
 
@@ -21,6 +23,10 @@ export interface TrainingRow {
   constraintNormclip: number
   /** Then making the backend take the new values (tfjs-node uploads them on first use): timed right after the callback. */
   uploadNormclip: number
+  /** The same with the zero-copy paths off (tfjs-node and wasm only; undefined elsewhere). */
+  stepNormclipCopy?: number
+  constraintNormclipCopy?: number
+  uploadNormclipCopy?: number
   /** The same with a callback applying tfjs' own constraints (`variable.assign(constraint.apply(variable))`). */
   stepTfjs: number
   constraintTfjs: number
@@ -89,7 +95,7 @@ function applyTfjsConstraints(model: tf.LayersModel): void {
   }
 }
 
-type Config = 'none' | 'normclip' | 'tfjs'
+type Config = 'none' | 'normclip' | 'normclipCopy' | 'tfjs'
 
 export async function measureTraining(backends: readonly BackendName[], rounds: number, log: (line: string) => void): Promise<TrainingRow[]> {
   const rows: TrainingRow[] = []
@@ -120,20 +126,24 @@ async function measureOne(backend: BackendName, spec: ModelSpec, rounds: number,
   const x = tf.randomNormal([n, ...spec.inputShape])
   const y = tf.oneHot(tf.randomUniform([n], 0, 10, 'int32') as tf.Tensor1D, 10)
   const normclip = constraintCallback({ model })
-  const steps: Record<Config, number[]> = { none: [], normclip: [], tfjs: [] }
-  const constraintTimes: Record<'normclip' | 'tfjs', number[]> = { normclip: [], tfjs: [] }
-  const touchTimes: Record<Config, number[]> = { none: [], normclip: [], tfjs: [] }
+  const steps: Record<Config, number[]> = { none: [], normclip: [], normclipCopy: [], tfjs: [] }
+  const constraintTimes: Record<'normclip' | 'normclipCopy' | 'tfjs', number[]> = { normclip: [], normclipCopy: [], tfjs: [] }
+  const touchTimes: Record<Config, number[]> = { none: [], normclip: [], normclipCopy: [], tfjs: [] }
+  const configs: Config[] = backend === 'cpu' ? ['none', 'normclip', 'tfjs'] : ['none', 'normclip', 'normclipCopy', 'tfjs']
   const constrainedVariables = model.trainableWeights.filter((w) => w.constraint != null).map((w) => w.read())
 
   const epoch = async (config: Config, record: boolean) => {
     let last = NaN
     let lastElapsed = normclip.elapsedMs
     const callbacks: tf.CustomCallbackArgs[] = []
-    if (config === 'normclip') {
+    if (config === 'normclip' || config === 'normclipCopy') {
+      const zeroCopy = config === 'normclip'
       callbacks.push({
         onBatchEnd: async (batch, logs) => {
+          setFastPaths({ tfjsNode: zeroCopy, wasm: zeroCopy })
           await normclip.onBatchEnd(batch, logs)
-          if (record) constraintTimes.normclip.push(normclip.elapsedMs - lastElapsed)
+          setFastPaths({ tfjsNode: true, wasm: true })
+          if (record) constraintTimes[config].push(normclip.elapsedMs - lastElapsed)
           lastElapsed = normclip.elapsedMs
         },
       })
@@ -166,8 +176,8 @@ async function measureOne(backend: BackendName, spec: ModelSpec, rounds: number,
     await model.fit(x, y, { epochs: 1, batchSize, shuffle: false, verbose: 0, yieldEvery: 'never', callbacks })
   }
 
-  for (const config of ['none', 'normclip', 'tfjs'] as const) await epoch(config, false) // warm-up
-  for (let r = 0; r < rounds; r++) for (const config of ['none', 'normclip', 'tfjs'] as const) await epoch(config, true)
+  for (const config of configs) await epoch(config, false) // warm-up
+  for (let r = 0; r < rounds; r++) for (const config of configs) await epoch(config, true)
 
   const constrainedElements = model.trainableWeights.filter((w) => w.constraint != null).reduce((a, w) => a + w.shape.reduce<number>((p, d) => p * (d ?? 1), 1), 0)
   const row: TrainingRow = {
@@ -180,13 +190,22 @@ async function measureOne(backend: BackendName, spec: ModelSpec, rounds: number,
     stepNormclip: median(steps.normclip),
     constraintNormclip: median(constraintTimes.normclip),
     uploadNormclip: Math.max(0, median(touchTimes.normclip) - median(touchTimes.none)),
+    ...(configs.includes('normclipCopy')
+      ? {
+          stepNormclipCopy: median(steps.normclipCopy),
+          constraintNormclipCopy: median(constraintTimes.normclipCopy),
+          uploadNormclipCopy: Math.max(0, median(touchTimes.normclipCopy) - median(touchTimes.none)),
+        }
+      : {}),
     stepTfjs: median(steps.tfjs),
     constraintTfjs: median(constraintTimes.tfjs),
     batches: steps.none.length,
   }
   log(
     `  training ${spec.name} on ${backend}: step ${row.stepNone.toFixed(2)} ms; normclip ${row.constraintNormclip.toFixed(3)} ms + upload ${row.uploadNormclip.toFixed(3)} ms ` +
-      `(${((100 * row.constraintNormclip) / row.stepNormclip).toFixed(2)}%); tfjs own ${row.constraintTfjs.toFixed(3)} ms ` +
+      `(${((100 * row.constraintNormclip) / row.stepNormclip).toFixed(2)}%)` +
+      (row.constraintNormclipCopy === undefined ? '' : `; copy path ${row.constraintNormclipCopy.toFixed(3)} ms + upload ${row.uploadNormclipCopy!.toFixed(3)} ms`) +
+      `; tfjs own ${row.constraintTfjs.toFixed(3)} ms ` +
       `(${((100 * row.constraintTfjs) / row.stepTfjs).toFixed(2)}%)`,
   )
   x.dispose()
