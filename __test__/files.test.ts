@@ -247,6 +247,43 @@ describe('tfjs-quantized weights', () => {
   })
 })
 
+describe('Keras 3 .keras and legacy .h5 (written by Keras 3 model.save)', () => {
+  // The datasets of each constrained weight, as Keras lays them out in each format.
+  const layouts = {
+    'keras-model.keras': { conv: 'layers/conv2d/vars', hidden: 'layers/dense/vars', out: 'layers/dense_1/vars', lstm: 'layers/lstm/cell/vars' },
+    'keras-model.h5': { conv: 'model_weights/conv/sequential/conv', hidden: 'model_weights/hidden/sequential/hidden', out: 'model_weights/out/sequential/out', lstm: 'model_weights/lstm/sequential/lstm/lstm_cell' },
+  }
+  for (const [file, at] of Object.entries(layouts)) {
+    it(`${file}: declared constraints read from the config, applied, read back by h5py with the rest bit-identical`, async () => {
+      const input = join(fixtures, file)
+      const report = await inspectModel(input)
+      expect(report.weights.find((w) => w.name === 'lstm/recurrent_kernel')).toMatchObject({ layerClass: 'LSTM', constraint: { className: 'UnitNorm' }, exceeding: 20 })
+      expect(report.weights.find((w) => w.name === 'conv/kernel')!.axisAdvice).toMatch(/use axis \[0, 1, 2\]/)
+      expect((await cli('check', input)).code).toBe(1)
+      const out = fresh(file)
+      const before = sha(input)
+      const r = await cli('apply', input, '--out', out)
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toMatch(/hidden\/kernel: MaxNorm, 3 of 8 units rescaled/)
+      expect(sha(input)).toBe(before)
+      expect((await cli('check', out)).code).toBe(0)
+      if (!python) return
+      const keras = file.endsWith('.keras')
+      const ds = (layer: keyof typeof at, index: number, name: string): string => (keras ? `${at[layer]}/${index}` : `${at[layer]}/${name}`)
+      const tol = 1e-6
+      const v = verify(input, out, {
+        [ds('conv', 0, 'kernel')]: { class_name: 'MaxNorm', config: { max_value: 2, axis: 0 }, tolerance: tol },
+        [ds('conv', 1, 'bias')]: { class_name: 'NonNeg', tolerance: tol },
+        [ds('hidden', 0, 'kernel')]: { class_name: 'MaxNorm', config: { max_value: 1.5, axis: 0 }, tolerance: tol },
+        [ds('out', 0, 'kernel')]: { class_name: 'UnitNorm', config: { axis: 0 }, tolerance: tol },
+        [ds('lstm', 1, 'recurrent_kernel')]: { class_name: 'UnitNorm', config: { axis: 0 }, tolerance: tol },
+      })
+      expect(v.problems).toEqual([])
+      expect(v.checked[ds('lstm', 0, 'kernel')]).toBe('bit-identical')
+    })
+  }
+})
+
 describe('the CLI', () => {
   it('--json and --html: a machine report and a self-contained page with one SVG per constrained weight', async () => {
     const html = fresh('report.html')
@@ -360,6 +397,8 @@ const badCases: BadCase[] = [
   },
   { name: 'a compressed npz entry', file: 'c.npz', make: (p) => cpSync(join(fixtures, 'compressed.npz'), p), problem: /is compressed \(np\.savez_compressed\)/ },
   { name: 'a truncated npz', file: 'a.npz', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'arrays.npz')).subarray(0, 900)), problem: /not a valid zip archive/ },
+  { name: 'a truncated .keras', file: 'm.keras', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'keras-model.keras')).subarray(0, 20000)), problem: /not a valid zip archive/ },
+  { name: 'an .h5 that is not HDF5', file: 'm.h5', make: (p) => writeFileSync(p, Buffer.from('not an HDF5 file at all')), problem: /not a readable HDF5 file/ },
   {
     name: 'bad JSON in model.json',
     file: 'model',

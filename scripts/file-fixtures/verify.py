@@ -9,7 +9,10 @@ Checks, printing one JSON verdict on stdout:
 - every constrained tensor: same dtype and shape; every unit norm (float64, along the
   constraint's axis) within its bound (relative `tolerance`); NonNeg: no negative element;
 - every other tensor: bit-identical (dtype, shape, bytes);
-- safetensors: the same `__metadata__`; the same tensor names; npz: the same entry names.
+- safetensors: the same `__metadata__`; the same tensor names; npz: the same entry names;
+- .keras: config.json and metadata.json byte for byte, every dataset of model.weights.h5 (read
+  with h5py, the library Keras writes it with); .h5: the file attributes (model_config) and every
+  dataset.
 Exit status 0 when all hold, 1 otherwise.
 """
 import json
@@ -49,6 +52,34 @@ def load(path):
             values = a.astype(np.float64) if a.dtype.kind == "f" else None
             out[name] = (a.dtype.str + ("F" if a.flags.f_contiguous and not a.flags.c_contiguous else ""), a.shape, values, a.tobytes(order="A"))
         return out, None
+    if path.endswith(".keras") or path.endswith(".h5"):
+        # Keras writes its weights with h5py; a .keras file is a zip holding model.weights.h5.
+        import io
+        import zipfile
+
+        import h5py
+
+        meta = None
+        if path.endswith(".keras"):
+            with zipfile.ZipFile(path) as z:  # reading each entry checks its CRC-32
+                entries = {i.filename: z.read(i.filename) for i in z.infolist()}
+            source = io.BytesIO(entries.pop("model.weights.h5"))
+            meta = entries  # config.json, metadata.json: must come out byte for byte
+        else:
+            source = path
+        out = {}
+        with h5py.File(source, "r") as f:
+            if not path.endswith(".keras"):
+                meta = {k: str(v) for k, v in f.attrs.items()}
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    a = obj[()]
+                    values = a.astype(np.float64) if a.dtype.kind == "f" else None
+                    out[name] = (a.dtype.str, a.shape, values, a.tobytes())
+
+            f.visititems(visit)
+        return out, meta
     raise SystemExit(f"unknown format: {path}")
 
 
@@ -67,7 +98,7 @@ def main():
     if sorted(before) != sorted(after):
         problems.append(f"tensor names differ: {sorted(before)} vs {sorted(after)}")
     if meta_before != meta_after:
-        problems.append(f"__metadata__ differs: {meta_before} vs {meta_after}")
+        problems.append(f"file metadata (safetensors __metadata__, Keras config) differs")
     checked = {}
     for name, (dtype, shape, values, raw) in before.items():
         if name not in after:
@@ -80,7 +111,7 @@ def main():
         if c is None:
             if raw != raw2:
                 problems.append(f"{name}: not constrained, but its bytes changed")
-            checked[name] = "bit-identical"
+            checked[name] = "bit-identical" if raw == raw2 else "changed"
             continue
         cls, cfg, tol = c["class_name"], c.get("config", {}), c["tolerance"]
         if cls == "NonNeg":

@@ -25,7 +25,7 @@ import {
   type Selected,
   type WeightReport,
 } from './inspect'
-import { loadModel, type StoredModel } from './model'
+import { detectFormat, loadModel, type StoredModel } from './model'
 import { runJob } from './run'
 
 export interface ConstrainOptions extends InspectOptions {
@@ -121,7 +121,7 @@ function checkWritable(model: StoredModel, selected: Selected[], options: Constr
 }
 
 /** The destination path of a single-file format, refusing to overwrite the input without inPlace. */
-function fileDestination(model: StoredModel, options: ConstrainOptions): string {
+function fileDestination(model: { path: string }, options: ConstrainOptions): string {
   if (options.inPlace) return model.path
   let out = resolve(options.out!)
   if (existsSync(out) && statSync(out).isDirectory()) out = join(out, basename(model.path))
@@ -150,6 +150,26 @@ function fileDestination(model: StoredModel, options: ConstrainOptions): string 
 export async function constrainModel(path: string, options: ConstrainOptions = {}): Promise<ConstrainResult> {
   if ((options.out === undefined) === (options.inPlace !== true)) {
     throw new WeightFileError('request', path, 'give exactly one of out (--out DEST) and inPlace (--in-place)')
+  }
+  const format = detectFormat(path)
+  if (format === 'keras' || format === 'h5') {
+    const { constrainKeras } = await import('./keras-run')
+    const r = await constrainKeras(path, options, (m) => fileDestination(m, options), commitFile)
+    const changes = r.selected
+      .filter((s) => r.outcomes.has(s))
+      .map((s) => {
+        const before = weightReport(s, r.outcomes.get(s), reportAxis(s.stored, s.constraint), null, false)
+        const after = weightReport(s, r.outcomes.get(s), reportAxis(s.stored, s.constraint), null, true)
+        return {
+          name: s.stored.name,
+          constraint: before.constraint!.className,
+          units: s.constraint!.kindName() === 'NonNeg' ? s.stored.shape.reduce((n, d) => n * d, 1) : (before.norms?.units ?? 0),
+          unitsRescaled: s.constraint!.kindName() === 'NonNeg' ? before.negative : before.exceeding,
+          before: before.norms,
+          after: after.norms,
+        }
+      })
+    return { output: r.output, report: r.report, changes }
   }
   const model = loadModel(path)
   const selected = selectConstraints(model, options)

@@ -17,7 +17,7 @@ import {
   type FileConstraint,
 } from './constraints'
 import { WeightFileError } from './errors'
-import { loadModel, type StoredModel, type StoredWeight, type WeightFormat } from './model'
+import { detectFormat, loadModel, type StoredModel, type StoredWeight, type WeightFormat } from './model'
 import { runJob, type ProgressCallback } from './run'
 
 /** Options of {@link inspectModel} (and the reading side of {@link constrainModel}). */
@@ -195,11 +195,13 @@ export function weightReport(
  * `checkConstraintAxes`' advice. The file is read once, in chunks, natively; nothing is written.
  *
  * Formats: safetensors, NumPy `.npy` / `.npz` (stored entries), TensorFlow.js `model.json` (or its
- * folder) with its shards.
+ * folder) with its shards, Keras 3 `.keras` and Keras 2 / legacy `.h5` (read through HDF5, in memory).
  *
  * @throws WeightFileError naming the file and the problem (truncated, a header that lies, …).
  */
 export async function inspectModel(path: string, options: InspectOptions = {}): Promise<ModelReport> {
+  const format = detectFormat(path)
+  if (format === 'keras' || format === 'h5') return (await import('./keras-run')).inspectKeras(path, options)
   const model = loadModel(path)
   const selected = selectConstraints(model, options)
   const float = selected.filter((s) => s.stored.float)

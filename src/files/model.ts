@@ -10,7 +10,7 @@ import type { NativeDtype, NativeSegment } from '../native/index.js'
 import { WeightFileError, fromFs, fromNative } from './errors'
 import { configLayers, declaredConstraint, layerOfWeight, type ConfigLayer } from './keras-config'
 
-export type WeightFormat = 'safetensors' | 'npy' | 'npz' | 'tfjs'
+export type WeightFormat = 'safetensors' | 'npy' | 'npz' | 'tfjs' | 'keras' | 'h5'
 
 /** One weight of a model file. */
 export interface StoredWeight {
@@ -84,10 +84,12 @@ export function detectFormat(path: string): WeightFormat {
   if (lower.endsWith('.npy')) return 'npy'
   if (lower.endsWith('.npz')) return 'npz'
   if (lower.endsWith('.json')) return 'tfjs'
+  if (lower.endsWith('.keras')) return 'keras'
+  if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'h5'
   throw new WeightFileError(
     'unsupported',
     path,
-    'unknown format: expected a .safetensors, .npy, .npz file or a tfjs model.json (or its folder)',
+    'unknown format: expected a .safetensors, .npy, .npz, .keras or .h5 file or a tfjs model.json (or its folder)',
   )
 }
 
@@ -101,6 +103,9 @@ export function loadModel(path: string): StoredModel {
       return loadNpz(path)
     case 'tfjs':
       return loadTfjs(path)
+    case 'keras':
+    case 'h5':
+      throw new WeightFileError('request', path, 'Keras files are read through ./keras-run')
   }
 }
 
