@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { NativeConstraint, applyBatch, applyBatchAsync, applyBound, constrain, simdTier, threadCount } from '../src/index'
+import { applyBatch, applyBatchAsync, constrain, simdTier, threadCount } from '../src/index'
+import { NativeConstraint, applyBound } from '../src/binding'
 import { referenceApply, referenceNorms, rng, ulpDistance, type Axis } from './reference'
 
 function randomArray(len: number, seed: number, scale = 3): Float32Array {

@@ -32,10 +32,9 @@ describe('tfjs-node availability', () => {
     if (!status.available) throw new Error(`${REQUIRE_TFJS_NODE_ENV}=1 but ${status.reason}`)
     expect(status.tf.getBackend()).toBe('tensorflow')
   })
-  it.runIf(!required && !status.available)(`is skipped: ${status.available ? '' : status.reason}`, () => {
-    // A visible, passing placeholder so the skip shows in the run summary, not only on stderr.
-    expect(SETUP_HINT).toContain('setup-tfjs-node.sh')
-  })
+  // A real skip, with its reason in the run summary (CI's NORMCLIP_REQUIRE_TFJS_NODE=1 makes the
+  // test above fail instead).
+  if (!required && !status.available) it.skip(`on tfjs-node: skipped, ${status.reason} (${SETUP_HINT})`, () => {})
 })
 
 describe.skipIf(!status.available)(`on tfjs-node (${describeTfjsNode(status)})`, () => {

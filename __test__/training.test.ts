@@ -653,3 +653,24 @@ describe('user-defined constraints', () => {
     m.dispose()
   })
 })
+
+describe('initial weights and setWeights (what the docs of constraintCallback say)', () => {
+  it('initializers ignore constraints; tfjs setWeights applies them; applyConstraints after it is one more Keras step', () => {
+    const layer = tf.layers.dense({ inputShape: [3], units: 1, kernelInitializer: 'ones', kernelConstraint: new MaxNorm({ maxValue: 1 }) })
+    const model = tf.sequential({ layers: [layer] })
+    const kernel = () => Array.from(layer.getWeights()[0]!.dataSync())
+    // The initializer's [1, 1, 1] has norm √3 > 1: left as it is.
+    expect(kernel()).toEqual([1, 1, 1])
+    // setWeights goes through LayerVariable.write, which applies the constraint.
+    layer.setWeights([tf.tensor2d([[3], [0], [4]]), tf.zeros([1])])
+    const afterSet = kernel()
+    expect(Math.hypot(...afterSet)).toBeCloseTo(1, 6)
+    // applyConstraints once more: norm 1 < 2, so Keras' formula shrinks by eps: n / (eps + n).
+    applyConstraints(model)
+    const afterApply = kernel()
+    const factor = 1 / (1e-7 + Math.hypot(...afterSet))
+    afterApply.forEach((v, i) => expect(v).toBeCloseTo(afterSet[i]! * Math.min(1, factor), 7))
+    expect(Math.hypot(...afterApply)).toBeLessThanOrEqual(1)
+    model.dispose()
+  })
+})

@@ -1,6 +1,7 @@
 // A tour of the core on built-in data: a Dense and a Conv2D kernel whose units outgrew their
 // max-norm, constrained in place along the right axes, with the norms before and after.
-import { NativeConstraint, simdTier, threadCount } from '../src/index'
+import { simdTier, threadCount } from '../src/index'
+import { NativeConstraint } from '../src/binding'
 
 function gaussianKernel(shape: number[], scale: number, seed: number): Float32Array {
   let state = seed >>> 0

@@ -10,9 +10,9 @@
  * ])
  * ```
  */
-import * as native from './native/index.js'
-import { copyShape } from './bound'
-import { nativeConstraintOf, type FloatArray } from './constraints'
+import * as native from './binding'
+import { copyShape, type FloatArray } from './arrays'
+import { nativeConstraintOf } from './constraints'
 import { describe } from './options'
 import {
   float32Tensor,

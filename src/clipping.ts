@@ -15,8 +15,8 @@
  * const { sums, clipped: n } = clipPerExample([perExampleGrad], 1.0, { style: 'opacus' })
  * ```
  */
-import * as native from './native/index.js'
-import type { FloatArray } from './bound'
+import * as native from './binding'
+import type { FloatArray } from './arrays'
 import { describe } from './options'
 import { float32Tensor, isTensor, isVariable, ownedFloat32Data, type Tensor, type Variable } from './tfjs'
 

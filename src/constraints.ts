@@ -23,9 +23,11 @@
  * round-trip normclip's classes while tfjs' built-ins keep resolving to tfjs' classes. For
  * Keras-named JSON see `serialize` and `useNativeConstraints` in `./serialization.ts`.
  */
-import { NativeConstraint, type NativeConstraintSpec, type NativeNorms } from './native/index.js'
+import * as native from './binding'
+import { NativeConstraint, type NativeConstraintSpec, type NativeNorms } from './binding'
 import { fastApply } from './backends'
-import { boundApplier, copyShape } from './bound'
+import { copyShape, type FloatArray } from './arrays'
+import { boundApplier } from './bound'
 import {
   AXIS,
   DEFAULT_EPSILON,
@@ -55,15 +57,16 @@ import {
   type ConfigDict,
   type Tensor,
   type TfjsConstraintLike,
+  type TfModule,
 } from './tfjs'
 
 export type { Axis, Mode } from './options'
 
-/** A typed array the native core works on (row-major, of a given shape). */
-export type FloatArray = Float32Array | Float64Array
-
 /** The package tfjs registers our classes under: class names become `normclip>MaxNorm`, … */
 export const REGISTRY_PACKAGE = 'normclip'
+
+/** The keepdims L2 norms of a tensor (`norms`) and their shape. */
+export type Norms = NativeNorms
 
 /** Options every norm constraint takes besides its bounds. */
 export interface NormOptions {
@@ -200,7 +203,7 @@ export abstract class NativeBackedConstraint extends Constraint {
   }
 
   /** The L2 norms along the constraint's axes, keepdims (`{norms, shape}`). */
-  norms(array: FloatArray, shape: readonly number[]): NativeNorms {
+  norms(array: FloatArray, shape: readonly number[]): Norms {
     return this.native.norms(array, copyShape(shape, 'shape'))
   }
 }
@@ -265,7 +268,7 @@ export class MaxNorm extends AxisNormConstraint {
 
   constructor(args?: MaxNormArgs) {
     const options = readOptions('MaxNorm', args, [MAX_VALUE, ...NORM_OPTIONS])
-    const maxValue = numberOption(options, 'maxValue', 2)
+    const maxValue = numberOption(options, 'maxValue', native.MAX_NORM_MAX_VALUE)
     super('maxNorm', 'MaxNorm', options, { maxValue })
     this.maxValue = maxValue
   }
@@ -304,9 +307,9 @@ export class MinMaxNorm extends AxisNormConstraint {
 
   constructor(args?: MinMaxNormArgs) {
     const options = readOptions('MinMaxNorm', args, [MIN_VALUE, MAX_VALUE, RATE, ...NORM_OPTIONS])
-    const minValue = numberOption(options, 'minValue', 0)
-    const maxValue = numberOption(options, 'maxValue', 1)
-    const rate = numberOption(options, 'rate', 1)
+    const minValue = numberOption(options, 'minValue', native.MIN_MAX_NORM_MIN_VALUE)
+    const maxValue = numberOption(options, 'maxValue', native.MIN_MAX_NORM_MAX_VALUE)
+    const rate = numberOption(options, 'rate', native.MIN_MAX_NORM_RATE)
     super('minMaxNorm', 'MinMaxNorm', options, { minValue, maxValue, rate })
     this.minValue = minValue
     this.maxValue = maxValue
@@ -441,14 +444,12 @@ export const CONSTRAINT_CLASSES = {
 
 export type ConstraintClassName = keyof typeof CONSTRAINT_CLASSES
 
-function registerWithTfjs(): void {
-  const tf = loadTfjs()
-  if (tf === null) return
+/** Registers normclip's classes with tfjs' serialization (`normclip>MaxNorm`, …); see `setup.ts`. */
+export function registerWithTfjs(tf: TfModule): void {
   for (const [name, cls] of Object.entries(CONSTRAINT_CLASSES)) {
     tf.serialization.registerClass(cls as never, REGISTRY_PACKAGE, name)
   }
 }
-registerWithTfjs()
 
 // ---------------------------------------------------------------------------------------------
 // The native form of any constraint the core can run
@@ -469,12 +470,13 @@ function tfjsBuiltIns(): Map<unknown, TfjsBuiltInKind> {
   builtIns.set(tf.constraints.nonNeg().constructor, 'nonNeg')
   return builtIns
 }
-const TFJS_BUILT_INS = tfjsBuiltIns()
+let builtIns: Map<unknown, TfjsBuiltInKind> | undefined
 
 /** The kind of a tfjs built-in constraint instance, undefined for anything else. */
 export function tfjsBuiltInKind(c: unknown): TfjsBuiltInKind | undefined {
   if (c === null || typeof c !== 'object') return undefined
-  return TFJS_BUILT_INS.get(c.constructor)
+  builtIns ??= tfjsBuiltIns()
+  return builtIns.get(c.constructor)
 }
 
 const nativeOfTfjsBuiltIn = new WeakMap<object, NativeConstraint>()

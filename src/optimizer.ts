@@ -25,7 +25,7 @@
  * webgpu) the same formulas run as tfjs ops on the device.
  */
 import type * as Tf from '@tensorflow/tfjs'
-import * as native from './native/index.js'
+import * as native from './binding'
 import { describe } from './options'
 import { applyConstraints, type ConstraintTarget } from './training'
 import { ownedFloat32Data, requireTfjs, type TfModule } from './tfjs'
@@ -327,9 +327,4 @@ export function useClippingOptimizers(): () => void {
  */
 function keras3Config(_name: string, config: Record<string, unknown>): Tf.serialization.ConfigDict {
   return config as Tf.serialization.ConfigDict
-}
-
-/** Registered once when normclip loads with tfjs present. */
-export function registerOnLoad(tf: TfModule | null): void {
-  if (tf !== null) useClippingOptimizers()
 }

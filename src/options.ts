@@ -3,6 +3,7 @@
  * (`{max_value}`), rejecting unknown names so a typo (`maxvalue`) fails loudly instead of
  * silently falling back to a default.
  */
+import * as native from './binding'
 
 /**
  * Axes the norm is taken over, as in Keras: an int (negative counts from the end), a list,
@@ -17,8 +18,8 @@ export type Axis = number | number[] | null
 export type Mode = 'keras' | 'projection'
 
 export const DEFAULT_MODE: Mode = 'keras'
-/** Keras' `backend.epsilon()`; tfjs uses the same on cpu, wasm and tfjs-node. */
-export const DEFAULT_EPSILON = 1e-7
+/** Keras' `backend.epsilon()` (tfjs uses the same on cpu, wasm and tfjs-node); owned by the core. */
+export const DEFAULT_EPSILON: number = native.DEFAULT_EPSILON
 
 /** One option: its tfjs (camelCase) name and, when it differs, its Keras (snake_case) name. */
 export interface OptionName {

@@ -81,8 +81,9 @@ export interface TfjsDict {
 }
 
 /**
- * A constraint dict in any of those forms (Keras 1 configs included): `class_name` or
- * `className`, and `config`; Keras 3's `module` and `registered_name` are accepted and ignored.
+ * A constraint dict in any of those forms: `class_name` or `className`, and `config`; Keras 3's
+ * `module` and `registered_name` are accepted and ignored. Keras 1's flat form, `{ name:
+ * 'MaxNorm', m: 3, axis: 0 }` (`low` / `high` for MinMaxNorm), is accepted too.
  */
 export interface ConstraintDict {
   class_name?: string
@@ -92,10 +93,17 @@ export interface ConstraintDict {
   registered_name?: string | null
 }
 
+/** Keras 1's flat form: the class name and the arguments side by side (`m` for MaxNorm's bound). */
+export interface Keras1Dict {
+  name: string
+  [argument: string]: unknown
+}
+
 /** Anything {@link get} / {@link deserialize} accept. */
 export type ConstraintIdentifier =
   | string
   | ConstraintDict
+  | Keras1Dict
   | TfjsConstraintLike
   | ((w: Tensor) => Tensor)
   | null
@@ -168,9 +176,15 @@ export function get(identifier: ConstraintIdentifier): TfjsConstraintLike | null
 
 function fromDict(dict: Record<string, unknown>): Constraint {
   const name = dict['class_name'] ?? dict['className']
+  // Keras 1's get_config wrote a flat dict, `{name: 'MaxNorm', m: 3, axis: 0}`, and its
+  // constraints.get popped `name` and passed the rest as arguments.
+  if (name === undefined && typeof dict['name'] === 'string' && !('config' in dict)) {
+    const { name: keras1Name, ...options } = dict as { name: string } & Record<string, unknown>
+    return construct(classNameOf(keras1Name), options, keras1Name)
+  }
   if (typeof name !== 'string') {
     throw new TypeError(
-      `Could not interpret constraint identifier: a dict needs 'class_name' (Keras) or 'className' (tfjs), got ${JSON.stringify(dict)}`,
+      `Could not interpret constraint identifier: a dict needs 'class_name' (Keras 2/3), 'className' (tfjs) or 'name' (Keras 1), got ${JSON.stringify(dict)}`,
     )
   }
   const config = dict['config'] ?? {}

@@ -40,7 +40,7 @@
  * @packageDocumentation
  */
 import type * as Tf from '@tensorflow/tfjs'
-import { applyBatch, type NativeBatchItem, type NativeConstraint } from './native/index.js'
+import { applyBatch, type NativeBatchItem, type NativeConstraint } from './binding'
 import { fastApplyToVariables } from './backends'
 import { nativeConstraintOf } from './constraints'
 import { dataSyncIsFresh, requireTfjs, type TfModule } from './tfjs'
@@ -230,8 +230,15 @@ function callbackClass(tfjs: TfModule): ConstraintCallbackClass {
  * console.log(`constraints: ${constraints.elapsedMs.toFixed(1)} ms over ${constraints.steps} batches`)
  * ```
  *
- * The constraints are not applied to the initial weights (neither Keras nor tfjs does); call
- * {@link applyConstraints} once before training if they must hold from the start.
+ * The callback runs after each batch, so the initial weights are not constrained by it. Keras
+ * does not constrain them either: its initializers ignore constraints, and its `set_weights`
+ * and weight loading assign values as they are. tfjs differs: `layer.setWeights`,
+ * `model.setWeights` and loading weights (`tf.loadLayersModel`) go through
+ * `LayerVariable.write`, which applies the weight's constraint (tfjs' own class, or normclip's,
+ * in its `apply`). Initial weights from an initializer are never constrained. Call
+ * {@link applyConstraints} once before training if the constraints must hold from the start;
+ * after `setWeights` it applies them a second time — a no-op in `mode: 'projection'`, and in
+ * Keras mode one more `eps` shrink of each slice, exactly what another Keras step would do.
  */
 export function constraintCallback(options: ConstraintCallbackOptions = {}): ConstraintCallback {
   const Callback = callbackClass(requireTfjs('constraintCallback'))

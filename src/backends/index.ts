@@ -12,7 +12,7 @@
  * `NORMCLIP_TF_OPS=0` turns the TensorFlow op path off in the native layer (as if libtensorflow
  * lacked the symbols); {@link setFastPaths} turns either path off at run time (tests, benchmarks).
  */
-import type { NativeConstraint, TfOpsStatus } from '../native/index.js'
+import type { NativeConstraint, TfOpsStatus } from '../binding'
 import { loadTfjs, type Tensor, type TfModule, type Variable } from '../tfjs'
 import { isNodeBackend, tfjsNodeApply, tfjsNodeConstrainVariables, tfOpsStatus } from './tfjs-node'
 import { isWasmBackend, wasmApply, wasmConstrainVariables } from './wasm'

@@ -12,8 +12,8 @@
  * does not apply, and the caller then takes its ordinary path, which also reports bad arguments
  * with normclip's usual errors.
  */
-import * as native from '../native/index.js'
-import type { NativeConstraint, TfOpsStatus } from '../native/index.js'
+import * as native from '../binding'
+import type { NativeConstraint, TfOpsStatus } from '../binding'
 import type { Tensor, Variable } from '../tfjs'
 
 /** The op every constraint goes through. */

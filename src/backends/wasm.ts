@@ -7,8 +7,8 @@
  * after it from the memory's current buffer, and nothing runs between taking them and the native
  * call (which checks them again: attached, of the expected length).
  */
-import * as native from '../native/index.js'
-import type { NativeConstraint } from '../native/index.js'
+import * as native from '../binding'
+import type { NativeConstraint } from '../binding'
 import type { Tensor, TfModule, Variable } from '../tfjs'
 
 interface HeapEntry {

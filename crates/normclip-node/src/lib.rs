@@ -40,6 +40,27 @@ use crate::errors::{Failure, OrThrow};
 use crate::read::{Arg, Dtype, Reading};
 use crate::views::{Access, Request};
 
+// Keras' defaults and the limits, owned by the core and read from there by the TypeScript.
+
+/// Keras' `backend.epsilon()`, added to every norm in Keras mode.
+#[napi]
+pub const DEFAULT_EPSILON: f64 = normclip_core::DEFAULT_EPSILON;
+/// `MaxNorm`'s default `maxValue` (Keras: `max_value=2`).
+#[napi]
+pub const MAX_NORM_MAX_VALUE: f64 = normclip_core::spec::defaults::MAX_NORM_MAX_VALUE;
+/// `MinMaxNorm`'s default `minValue` (Keras: `min_value=0.0`).
+#[napi]
+pub const MIN_MAX_NORM_MIN_VALUE: f64 = normclip_core::spec::defaults::MIN_MAX_NORM_MIN_VALUE;
+/// `MinMaxNorm`'s default `maxValue` (Keras: `max_value=1.0`).
+#[napi]
+pub const MIN_MAX_NORM_MAX_VALUE: f64 = normclip_core::spec::defaults::MIN_MAX_NORM_MAX_VALUE;
+/// `MinMaxNorm`'s default `rate` (Keras: `rate=1.0`).
+#[napi]
+pub const MIN_MAX_NORM_RATE: f64 = normclip_core::spec::defaults::MIN_MAX_NORM_RATE;
+/// The largest rank a tensor may have.
+#[napi]
+pub const MAX_RANK: u32 = normclip_core::layout::MAX_RANK as u32;
+
 /// The SIMD tier the kernels run with: `avx512`, `avx2`, `portable` (or `neon` on aarch64).
 /// Chosen once per process from the CPU; the `NORMCLIP_TIER` environment variable forces one.
 #[napi(catch_unwind)]

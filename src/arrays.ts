@@ -1,0 +1,30 @@
+/**
+ * What an array argument is and how a shape argument is read: the one owner of both, used by
+ * every wrapper before anything reaches the binding.
+ */
+import { describe } from './options'
+
+/** A typed array the native core works on (row-major, of a given shape). */
+export type FloatArray = Float32Array | Float64Array
+
+/**
+ * A shape, copied: an Array (no other iterable) whose elements are read once each and must be
+ * numbers (the native side checks they are non-negative integers). Every wrapper passes the
+ * copy on, never the caller's array, so a getter that answers differently on each read cannot
+ * make two parts of a call see two shapes.
+ */
+export function copyShape(shape: unknown, argument: string): number[] {
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${argument}: expected an array of non-negative integers, got ${describe(shape)}`)
+  }
+  const rank = shape.length
+  const dims = new Array<number>(rank)
+  for (let i = 0; i < rank; i++) {
+    const dim: unknown = shape[i]
+    if (typeof dim !== 'number') {
+      throw new TypeError(`${argument}: expected non-negative integers, got ${describe(dim)} at index ${i}`)
+    }
+    dims[i] = dim
+  }
+  return dims
+}
