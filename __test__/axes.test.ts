@@ -107,7 +107,9 @@ describe('perUnitAxes on real tfjs layers: one norm per output unit', () => {
     layer.build()
     expect(perUnitAxes(layer)).toEqual([0, 1])
     const [issue] = checkConstraintAxes(layer)
-    expect(issue!.message).toMatch(/MaxNorm with axis 0 takes 12 norms of 5 weights each, not one norm per output unit \(3 norms of 20 weights each\); use axis \[0, 1\]/)
+    expect(issue!.message).toMatch(
+      /MaxNorm with axis 0 takes 12 norms of 5 weights each, not one norm per output unit \(3 norms of 20 weights each\); use axis \[0, 1\]/,
+    )
     tf.dispose(layer.weights.map((w) => w.read()))
   })
 
@@ -125,7 +127,13 @@ describe('checkConstraintAxes', () => {
   it("flags MaxNorm's default axis 0 on a Conv2D kernel, with what to use instead", () => {
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({ name: 'conv', inputShape: [28, 28, 1], filters: 32, kernelSize: 3, kernelConstraint: new MaxNorm({ maxValue: 3 }) }),
+        tf.layers.conv2d({
+          name: 'conv',
+          inputShape: [28, 28, 1],
+          filters: 32,
+          kernelSize: 3,
+          kernelConstraint: new MaxNorm({ maxValue: 3 }),
+        }),
         tf.layers.flatten(),
         tf.layers.dense({ name: 'out', units: 10, kernelConstraint: new MaxNorm({ maxValue: 3 }) }),
       ],
@@ -150,7 +158,13 @@ describe('checkConstraintAxes', () => {
   it('accepts per-unit axes in any spelling and ignores NonNeg, biases and other constraints', () => {
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({ inputShape: [8, 8, 2], filters: 4, kernelSize: 3, kernelConstraint: new UnitNorm({ axis: [-4, -3, -2] }), biasConstraint: new MaxNorm() }),
+        tf.layers.conv2d({
+          inputShape: [8, 8, 2],
+          filters: 4,
+          kernelSize: 3,
+          kernelConstraint: new UnitNorm({ axis: [-4, -3, -2] }),
+          biasConstraint: new MaxNorm(),
+        }),
         tf.layers.conv2d({ filters: 4, kernelSize: 3, kernelConstraint: new NonNeg() }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 3, kernelConstraint: tf.constraints.maxNorm({ maxValue: 2, axis: 0 }) }),
@@ -169,11 +183,21 @@ describe('checkConstraintAxes', () => {
       layers: [
         tf.layers.timeDistributed({
           inputShape: [2, 8, 8, 3],
-          layer: tf.layers.conv2d({ name: 'td_conv', filters: 4, kernelSize: 3, kernelConstraint: tf.constraints.maxNorm({ maxValue: 2 }) }),
+          layer: tf.layers.conv2d({
+            name: 'td_conv',
+            filters: 4,
+            kernelSize: 3,
+            kernelConstraint: tf.constraints.maxNorm({ maxValue: 2 }),
+          }),
         }),
         tf.layers.reshape({ targetShape: [2, 144] }),
         tf.layers.bidirectional({
-          layer: tf.layers.lstm({ name: 'lstm', units: 3, recurrentConstraint: new MaxNorm({ axis: 1 }), kernelConstraint: new MaxNorm() }) as tf.RNN,
+          layer: tf.layers.lstm({
+            name: 'lstm',
+            units: 3,
+            recurrentConstraint: new MaxNorm({ axis: 1 }),
+            kernelConstraint: new MaxNorm(),
+          }) as tf.RNN,
         }),
         tf.layers.dense({ units: 6 }),
         inner,
@@ -190,7 +214,9 @@ describe('checkConstraintAxes', () => {
   })
 
   it('reports an axis out of range for the kernel', () => {
-    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [3], units: 2, kernelConstraint: tf.constraints.unitNorm({ axis: 5 }) })] })
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [3], units: 2, kernelConstraint: tf.constraints.unitNorm({ axis: 5 }) })],
+    })
     const [issue] = checkConstraintAxes(model)
     expect(issue!.message).toMatch(/UnitNorm has axis 5, out of range for rank 2; use axis 0/)
     model.dispose()

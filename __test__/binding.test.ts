@@ -59,11 +59,7 @@ describe('random shapes and axes against the f64 reference', () => {
         const len = shape.reduce((a, b) => a * b, 1)
         const input = randomArray(len, 1000 + c, kind === 'minMaxNorm' ? 0.5 : 3)
         const spec =
-          kind === 'maxNorm'
-            ? { kind, axis, maxValue: 2 }
-            : kind === 'unitNorm'
-              ? { kind, axis }
-              : { kind, axis, maxValue: 1.5, minValue: 0.5, rate: 0.7 }
+          kind === 'maxNorm' ? { kind, axis, maxValue: 2 } : kind === 'unitNorm' ? { kind, axis } : { kind, axis, maxValue: 1.5, minValue: 0.5, rate: 0.7 }
         const constraint = NativeConstraint.create(spec)
         const { norms } = constraint.norms(input, shape)
         const exact = referenceNorms(input, shape, axis)
@@ -152,7 +148,6 @@ describe('semantics', () => {
     expect(scalar[0]).toBeCloseTo(2, 6)
     NativeConstraint.create({ kind: 'maxNorm' }).applyInPlace(new Float32Array(0), [0, 3])
   })
-
 })
 
 describe('copy, async, batch, handle', () => {
@@ -211,7 +206,11 @@ describe('copy, async, batch, handle', () => {
 
   it('constrain() plans each shape once and gives the same results as the class', () => {
     const clip = constrain({ kind: 'unitNorm', axis: -1 })
-    for (const shape of [[4, 8], [8, 4], [4, 8]]) {
+    for (const shape of [
+      [4, 8],
+      [8, 4],
+      [4, 8],
+    ]) {
       const w = randomArray(32, shape[0]!)
       const expected = NativeConstraint.create({ kind: 'unitNorm', axis: -1 }).applyCopy(w, shape)
       clip(w, shape)
@@ -229,21 +228,51 @@ describe('copy, async, batch, handle', () => {
 describe('bad input: a clear error and nothing written', () => {
   const c = NativeConstraint.create({ kind: 'maxNorm', maxValue: 1 })
   const cases: Array<[string, () => unknown, ErrorConstructor, RegExp]> = [
-    ['wrong array type', () => c.applyInPlace(new Int32Array(4) as unknown as Float32Array, [4]), TypeError, /array: expected a Float32Array or Float64Array, got Int32Array/],
+    [
+      'wrong array type',
+      () => c.applyInPlace(new Int32Array(4) as unknown as Float32Array, [4]),
+      TypeError,
+      /array: expected a Float32Array or Float64Array, got Int32Array/,
+    ],
     ['plain array', () => c.applyInPlace([1, 2] as unknown as Float32Array, [2]), TypeError, /array: expected a Float32Array or Float64Array, got an Array/],
     ['length mismatch', () => c.applyInPlace(new Float32Array(4), [2, 3]), RangeError, /array: expected length 6 \(the product of shape \[2, 3\]\), got 4/],
     ['negative dim', () => c.applyInPlace(new Float32Array(4), [-4]), RangeError, /shape: expected non-negative integers, got -4 at index 0/],
     ['fractional dim', () => c.applyInPlace(new Float32Array(4), [2.5, 2]), RangeError, /got 2.5 at index 0/],
     ['shape not an array', () => c.applyInPlace(new Float32Array(4), 4 as unknown as number[]), TypeError, /shape: expected an array/],
-    ['axis out of range', () => NativeConstraint.create({ kind: 'maxNorm', axis: 2 }).applyInPlace(new Float32Array(4), [2, 2]), RangeError, /axis: expected integers in \[-2, 1\] for a rank-2 tensor, got 2/],
-    ['axis repeated after resolving', () => NativeConstraint.create({ kind: 'maxNorm', axis: [1, -1] }).applyInPlace(new Float32Array(4), [2, 2]), RangeError, /axis 1 twice/],
+    [
+      'axis out of range',
+      () => NativeConstraint.create({ kind: 'maxNorm', axis: 2 }).applyInPlace(new Float32Array(4), [2, 2]),
+      RangeError,
+      /axis: expected integers in \[-2, 1\] for a rank-2 tensor, got 2/,
+    ],
+    [
+      'axis repeated after resolving',
+      () => NativeConstraint.create({ kind: 'maxNorm', axis: [1, -1] }).applyInPlace(new Float32Array(4), [2, 2]),
+      RangeError,
+      /axis 1 twice/,
+    ],
     ['axis repeated literally', () => NativeConstraint.create({ kind: 'maxNorm', axis: [0, 0] }), RangeError, /got 0 twice/],
     ['negative maxValue', () => NativeConstraint.create({ kind: 'maxNorm', maxValue: -1 }), RangeError, /maxValue: expected a finite number >= 0, got -1/],
-    ['infinite maxValue', () => NativeConstraint.create({ kind: 'maxNorm', maxValue: Infinity }), RangeError, /maxValue: expected a finite number >= 0, got inf/],
-    ['min > max', () => NativeConstraint.create({ kind: 'minMaxNorm', minValue: 2, maxValue: 1 }), RangeError, /minValue: expected at most maxValue \(1\), got 2/],
+    [
+      'infinite maxValue',
+      () => NativeConstraint.create({ kind: 'maxNorm', maxValue: Infinity }),
+      RangeError,
+      /maxValue: expected a finite number >= 0, got inf/,
+    ],
+    [
+      'min > max',
+      () => NativeConstraint.create({ kind: 'minMaxNorm', minValue: 2, maxValue: 1 }),
+      RangeError,
+      /minValue: expected at most maxValue \(1\), got 2/,
+    ],
     ['rate outside [0,1]', () => NativeConstraint.create({ kind: 'minMaxNorm', rate: 3 }), RangeError, /rate: expected a number in \[0, 1\], got 3/],
     ['unknown kind', () => NativeConstraint.create({ kind: 'maxnorm' as 'maxNorm' }), RangeError, /spec.kind: expected one of/],
-    ['maxValue of the wrong type', () => NativeConstraint.create({ kind: 'maxNorm', maxValue: '2' as unknown as number }), TypeError, /maxValue: expected a number, got a string/],
+    [
+      'maxValue of the wrong type',
+      () => NativeConstraint.create({ kind: 'maxNorm', maxValue: '2' as unknown as number }),
+      TypeError,
+      /maxValue: expected a number, got a string/,
+    ],
     ['radial on rank 2', () => NativeConstraint.create({ kind: 'radialConstraint' }).applyInPlace(new Float32Array(4), [2, 2]), RangeError, /rank-4 kernel/],
   ]
   for (const [name, call, type, message] of cases) {

@@ -216,7 +216,11 @@ describe('withGradientClipping / compileKeras in every training loop', () => {
     // The reference step: TF's formula as tfjs ops, then plain SGD.
     const { grads } = tf.variableGrads(loss(b))
     const names = Object.keys(grads)
-    const [clipped] = tfClipByGlobalNorm(tf, names.map((n) => grads[n]!), 0.5)
+    const [clipped] = tfClipByGlobalNorm(
+      tf,
+      names.map((n) => grads[n]!),
+      0.5,
+    )
     optB.applyGradients(names.map((name, i) => ({ name, tensor: clipped[i]! })))
     expect(optA.lastGlobalNorm).toBeGreaterThan(0.5)
     a.getWeights().forEach((w, i) => {
@@ -264,7 +268,10 @@ describe('withGradientClipping / compileKeras in every training loop', () => {
       const m = await tf.loadLayersModel(tf.io.fromMemory(artifacts))
       return m
     }
-    const k3 = await load({ class_name: 'Adam', config: { learning_rate: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, global_clipnorm: 0.5, clipnorm: null, clipvalue: null } })
+    const k3 = await load({
+      class_name: 'Adam',
+      config: { learning_rate: 0.01, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-7, global_clipnorm: 0.5, clipnorm: null, clipvalue: null },
+    })
     expect(k3.optimizer.getConfig()).toMatchObject({ learningRate: 0.01, globalClipnorm: 0.5 })
     const k2 = await load({ class_name: 'SGD', config: { learning_rate: 0.1, clipvalue: 0.2 } })
     expect(k2.optimizer.getConfig()).toMatchObject({ learningRate: 0.1, clipvalue: 0.2 })
@@ -275,7 +282,13 @@ describe('withGradientClipping / compileKeras in every training loop', () => {
     const m = dense()
     compileKeras(m, { optimizer: tf.train.sgd(0.2), clipnorm: 0.7, loss: 'meanSquaredError' })
     let saved: tf.io.ModelArtifacts | undefined
-    await m.save(tf.io.withSaveHandler(async (a) => ((saved = a), { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } })), { includeOptimizer: true })
+    await m.save(
+      tf.io.withSaveHandler(async (a) => {
+        saved = a
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
+      }),
+      { includeOptimizer: true },
+    )
     const again = await tf.loadLayersModel(tf.io.fromMemory(saved!))
     expect(again.optimizer.getConfig()).toEqual({ learningRate: 0.2, clipnorm: 0.7 })
     tf.dispose([k3, k2, plain, m, again] as never)

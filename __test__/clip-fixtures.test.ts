@@ -45,7 +45,14 @@ function ulps(a: number, b: number, dtype: 'float32' | 'float64'): number {
 function trueClipByNorm(x: ArrayLike<number>, shape: number[], axes: number[] | null, c: number): number[] {
   // Scaled by the largest magnitude, so that f64 squares of 1e160 do not overflow.
   const m = Math.max(...Array.from(x, Math.abs))
-  const norms = m > 0 && Number.isFinite(m) ? referenceNorms(Array.from(x, (v) => v / m), shape, axes).map((n) => n * m) : referenceNorms(x, shape, axes)
+  const norms =
+    m > 0 && Number.isFinite(m)
+      ? referenceNorms(
+          Array.from(x, (v) => v / m),
+          shape,
+          axes,
+        ).map((n) => n * m)
+      : referenceNorms(x, shape, axes)
   const reduced = reducedAxes(shape, axes)
   // Slice index of each element, as reference.ts computes it.
   const out: number[] = []
@@ -69,7 +76,7 @@ beforeAll(async () => {
 
 describe('tf.clip_by_norm, clip_by_global_norm, clip_by_value, global_norm (real TensorFlow)', () => {
   const fx = load('clip-tf.json')
-  let worst = { byNorm: 0, global: 0, differs: 0 }
+  const worst = { byNorm: 0, global: 0, differs: 0 }
 
   it('clip_by_norm: every case within 2 ulp of TF, or of the true formula where normclip differs', () => {
     let count = 0
@@ -138,8 +145,10 @@ describe('tf.clip_by_norm, clip_by_global_norm, clip_by_value, global_norm (real
     const x = decode(c.input)
     clipByValue([x], Number(c.clip_value))
     expect(Array.from(new Uint32Array(x.buffer))).toEqual(c.output.bits)
-    console.log(`clip-tf: max deviation clip_by_norm ${worst.byNorm} ulp, clip_by_global_norm ${worst.global} ulp, ` +
-      `cases where normclip differs on purpose: ${worst.differs} ulp from the true formula`)
+    console.log(
+      `clip-tf: max deviation clip_by_norm ${worst.byNorm} ulp, clip_by_global_norm ${worst.global} ulp, ` +
+        `cases where normclip differs on purpose: ${worst.differs} ulp from the true formula`,
+    )
   })
 })
 
@@ -150,7 +159,7 @@ describe('Optax per-example clipping (real optax on jax CPU)', () => {
     for (const c of fx.cases) {
       const grads = c.grads.map((g: Encoded) => ({ array: decode(g), shape: g.shape }))
       const clip = Number(c.clip_norm)
-      let result
+      let result: ReturnType<typeof clipPerExample>
       if (c.fn === 'per_example_global_norm_clip') {
         result = clipPerExample(grads, clip, { style: 'optax' })
       } else {

@@ -1,7 +1,24 @@
 import * as tf from '@tensorflow/tfjs'
 import { loadKerasFixture, type KerasCase } from './keras-fixtures'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { Constraint, MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm, applyBatch, applyBatchAsync, deserialize, get, maxNorm, minMaxNorm, nonNeg, radialConstraint, unitNorm, type Keras2Dict } from '../src/index'
+import {
+  Constraint,
+  MaxNorm,
+  MinMaxNorm,
+  NonNeg,
+  RadialConstraint,
+  UnitNorm,
+  applyBatch,
+  applyBatchAsync,
+  deserialize,
+  get,
+  maxNorm,
+  minMaxNorm,
+  nonNeg,
+  radialConstraint,
+  unitNorm,
+  type Keras2Dict,
+} from '../src/index'
 import { nativeConstraintOf } from '../src/constraints'
 import { NativeConstraint } from '../src/binding'
 import { referenceApply, rng, ulpDistance } from './reference'
@@ -112,11 +129,36 @@ describe("Keras' and tfjs' own test expectations", () => {
 })
 
 describe('the same numbers as tfjs-layers and the scalar reference', () => {
-  const cases: Array<{ name: string; ours: () => MaxNorm | MinMaxNorm | UnitNorm; theirs: () => TfjsConstraint; spec: Parameters<typeof referenceApply>[2] }> = [
-    { name: 'MaxNorm(3, axis 0)', ours: () => new MaxNorm({ maxValue: 3 }), theirs: () => tf.constraints.maxNorm({ maxValue: 3 }), spec: { kind: 'maxNorm', maxValue: 3, axis: 0 } },
-    { name: 'MaxNorm(3, axis 1)', ours: () => new MaxNorm({ maxValue: 3, axis: 1 }), theirs: () => tf.constraints.maxNorm({ maxValue: 3, axis: 1 }), spec: { kind: 'maxNorm', maxValue: 3, axis: 1 } },
-    { name: 'MinMaxNorm(1, 4, rate 0.5, axis 0)', ours: () => new MinMaxNorm({ minValue: 1, maxValue: 4, rate: 0.5 }), theirs: () => tf.constraints.minMaxNorm({ minValue: 1, maxValue: 4, rate: 0.5 }), spec: { kind: 'minMaxNorm', minValue: 1, maxValue: 4, rate: 0.5, axis: 0 } },
-    { name: 'UnitNorm(axis 1)', ours: () => new UnitNorm({ axis: 1 }), theirs: () => tf.constraints.unitNorm({ axis: 1 }), spec: { kind: 'unitNorm', axis: 1 } },
+  const cases: Array<{
+    name: string
+    ours: () => MaxNorm | MinMaxNorm | UnitNorm
+    theirs: () => TfjsConstraint
+    spec: Parameters<typeof referenceApply>[2]
+  }> = [
+    {
+      name: 'MaxNorm(3, axis 0)',
+      ours: () => new MaxNorm({ maxValue: 3 }),
+      theirs: () => tf.constraints.maxNorm({ maxValue: 3 }),
+      spec: { kind: 'maxNorm', maxValue: 3, axis: 0 },
+    },
+    {
+      name: 'MaxNorm(3, axis 1)',
+      ours: () => new MaxNorm({ maxValue: 3, axis: 1 }),
+      theirs: () => tf.constraints.maxNorm({ maxValue: 3, axis: 1 }),
+      spec: { kind: 'maxNorm', maxValue: 3, axis: 1 },
+    },
+    {
+      name: 'MinMaxNorm(1, 4, rate 0.5, axis 0)',
+      ours: () => new MinMaxNorm({ minValue: 1, maxValue: 4, rate: 0.5 }),
+      theirs: () => tf.constraints.minMaxNorm({ minValue: 1, maxValue: 4, rate: 0.5 }),
+      spec: { kind: 'minMaxNorm', minValue: 1, maxValue: 4, rate: 0.5, axis: 0 },
+    },
+    {
+      name: 'UnitNorm(axis 1)',
+      ours: () => new UnitNorm({ axis: 1 }),
+      theirs: () => tf.constraints.unitNorm({ axis: 1 }),
+      spec: { kind: 'unitNorm', axis: 1 },
+    },
   ]
   for (const { name, ours, theirs, spec } of cases) {
     it(name, () => {
@@ -185,9 +227,7 @@ describe('constructors', () => {
   })
 
   it('reject unknown option names (typos) and disagreeing spellings', () => {
-    expect(() => new MaxNorm({ maxvalue: 3 } as never)).toThrow(
-      /MaxNorm: unknown option 'maxvalue'; expected maxValue \(or max_value\), axis, mode, epsilon/,
-    )
+    expect(() => new MaxNorm({ maxvalue: 3 } as never)).toThrow(/MaxNorm: unknown option 'maxvalue'; expected maxValue \(or max_value\), axis, mode, epsilon/)
     expect(() => new UnitNorm({ maxValue: 3 } as never)).toThrow(/UnitNorm: unknown option 'maxValue'/)
     expect(() => new NonNeg({ axis: 0 } as never)).toThrow(/NonNeg: unknown option 'axis'; expected no options/)
     expect(() => new MaxNorm({ maxValue: 3, max_value: 4 })).toThrow(/'maxValue' and 'max_value' are the same option and disagree/)
@@ -356,7 +396,10 @@ describe('nativeConstraintOf', () => {
 describe('applyBatch', () => {
   it('constrains arrays in place, variables by assign and tensors into new tensors, in one call', () => {
     const array = new Float32Array([3, 4])
-    const variable = variableFrom([[6, 0], [8, 0]])
+    const variable = variableFrom([
+      [6, 0],
+      [8, 0],
+    ])
     const tensor = tf.tensor([-1, 2])
     const before = tf.memory().numTensors
     const [a, v, t] = applyBatch([
@@ -402,7 +445,10 @@ describe('applyBatch', () => {
   })
 
   it('applyBatchAsync does the same off the main thread', async () => {
-    const variable = variableFrom([[3, 0], [4, 0]])
+    const variable = variableFrom([
+      [3, 0],
+      [4, 0],
+    ])
     const array = new Float64Array([-1, 1])
     const before = tf.memory().numTensors
     await applyBatchAsync([

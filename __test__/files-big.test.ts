@@ -52,8 +52,17 @@ function makeBigFile(path: string): { tailOffset: number; tailBytes: number } {
   return { tailOffset: 8 + json.length + 4 * GiB, tailBytes: 4096 }
 }
 
-function run(...args: string[]): { maxRssBytes: number; ms: number; weights?: { name: string; exceeding: number; max: number | null; nan: number }[]; changes?: unknown } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'support', 'files-rss.ts'), ...args], { encoding: 'utf8', cwd: root, maxBuffer: 1 << 24 })
+function run(...args: string[]): {
+  maxRssBytes: number
+  ms: number
+  weights?: { name: string; exceeding: number; max: number | null; nan: number }[]
+  changes?: unknown
+} {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(__dirname, 'support', 'files-rss.ts'), ...args], {
+    encoding: 'utf8',
+    cwd: root,
+    maxBuffer: 1 << 24,
+  })
   if (r.status !== 0) throw new Error(`files-rss.ts ${args[0]} failed: ${r.stderr}`)
   return JSON.parse(r.stdout) as ReturnType<typeof run>
 }
@@ -71,7 +80,9 @@ describe('a safetensors file over 4 GiB', () => {
     const needed = 2 * (4 * GiB + 8192) + GiB
     const free = freeBytes(dirBase)
     if (free < needed) {
-      console.warn(`skipping the 4 GiB file test: ${(free / GiB).toFixed(1)} GiB free in ${dirBase}, it needs ${(needed / GiB).toFixed(1)} (set NORMCLIP_BIG_FILE_DIR)`)
+      console.warn(
+        `skipping the 4 GiB file test: ${(free / GiB).toFixed(1)} GiB free in ${dirBase}, it needs ${(needed / GiB).toFixed(1)} (set NORMCLIP_BIG_FILE_DIR)`,
+      )
       return ctx.skip()
     }
     const dir = mkdtempSync(join(dirBase, 'normclip-big-'))

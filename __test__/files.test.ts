@@ -21,8 +21,14 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }))
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = ''
   let stderr = ''
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => ((stdout += String(chunk)), true))
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => ((stderr += String(chunk)), true))
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    stdout += String(chunk)
+    return true
+  })
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    stderr += String(chunk)
+    return true
+  })
   try {
     const code = await main(args)
     return { code, stdout, stderr }
@@ -52,16 +58,20 @@ beforeAll(() => {
 }, 300_000)
 
 function verify(original: string, result: string, constrained: Record<string, unknown>): { ok: boolean; problems: string[]; checked: Record<string, string> } {
-  const r = spawnSync('bash', [join(root, 'scripts/file-fixtures/venv.sh'), 'python', join(root, 'scripts/file-fixtures/verify.py'), original, result, JSON.stringify({ constrained })], {
-    encoding: 'utf8',
-  })
+  const r = spawnSync(
+    'bash',
+    [join(root, 'scripts/file-fixtures/venv.sh'), 'python', join(root, 'scripts/file-fixtures/verify.py'), original, result, JSON.stringify({ constrained })],
+    {
+      encoding: 'utf8',
+    },
+  )
   if (r.stdout.trim() === '') throw new Error(`verify.py: ${r.stderr}`)
   return JSON.parse(r.stdout) as { ok: boolean; problems: string[]; checked: Record<string, string> }
 }
 
 const maxNorm3 = { class_name: 'MaxNorm', config: { max_value: 3, axis: 0 } }
 
-describe('normclip apply: read back by the writers\' libraries', () => {
+describe("normclip apply: read back by the writers' libraries", () => {
   it('safetensors (float32, float16, float64): constrained norms within the bound, the rest bit-identical, header and metadata kept', async () => {
     const out = fresh('out.safetensors')
     const input = join(fixtures, 'model.safetensors')
@@ -89,7 +99,7 @@ describe('normclip apply: read back by the writers\' libraries', () => {
     const out = fresh('bf16.safetensors')
     const input = join(fixtures, 'bf16.safetensors')
     const c = { class_name: 'MaxNorm', config: { max_value: 3, axis: -1 } }
-    expect((await cli('apply', input, '--out', out, '--constraint', JSON.stringify(c), '--match', '^embed'))).toMatchObject({ code: 0 })
+    expect(await cli('apply', input, '--out', out, '--constraint', JSON.stringify(c), '--match', '^embed')).toMatchObject({ code: 0 })
     const report = await inspectModel(out, { constraint: c, match: /^embed/ })
     expect(report.weights.find((w) => w.name === 'embed.weight')).toMatchObject({ dtype: 'bfloat16', exceeding: 0 })
     if (!python) return
@@ -208,7 +218,7 @@ function quantizedModel(dir: string): void {
     const values = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length))
     const min = Math.min(...values)
     const scale = (Math.max(...values) - min) / 255
-    parts.push(Buffer.from(values.map((v) => Math.round((v - min) / scale)).reduce((q, v, i) => ((q[i] = v), q), new Uint8Array(count))))
+    parts.push(Buffer.from(Uint8Array.from(values, (v) => Math.round((v - min) / scale))))
     w['quantization'] = { dtype: 'uint8', scale, min }
   }
   writeFileSync(join(dir, 'weights.bin'), Buffer.concat(parts))
@@ -251,13 +261,22 @@ describe('Keras 3 .keras and legacy .h5 (written by Keras 3 model.save)', () => 
   // The datasets of each constrained weight, as Keras lays them out in each format.
   const layouts = {
     'keras-model.keras': { conv: 'layers/conv2d/vars', hidden: 'layers/dense/vars', out: 'layers/dense_1/vars', lstm: 'layers/lstm/cell/vars' },
-    'keras-model.h5': { conv: 'model_weights/conv/sequential/conv', hidden: 'model_weights/hidden/sequential/hidden', out: 'model_weights/out/sequential/out', lstm: 'model_weights/lstm/sequential/lstm/lstm_cell' },
+    'keras-model.h5': {
+      conv: 'model_weights/conv/sequential/conv',
+      hidden: 'model_weights/hidden/sequential/hidden',
+      out: 'model_weights/out/sequential/out',
+      lstm: 'model_weights/lstm/sequential/lstm/lstm_cell',
+    },
   }
   for (const [file, at] of Object.entries(layouts)) {
     it(`${file}: declared constraints read from the config, applied, read back by h5py with the rest bit-identical`, async () => {
       const input = join(fixtures, file)
       const report = await inspectModel(input)
-      expect(report.weights.find((w) => w.name === 'lstm/recurrent_kernel')).toMatchObject({ layerClass: 'LSTM', constraint: { className: 'UnitNorm' }, exceeding: 20 })
+      expect(report.weights.find((w) => w.name === 'lstm/recurrent_kernel')).toMatchObject({
+        layerClass: 'LSTM',
+        constraint: { className: 'UnitNorm' },
+        exceeding: 20,
+      })
       expect(report.weights.find((w) => w.name === 'conv/kernel')!.axisAdvice).toMatch(/use axis \[0, 1, 2\]/)
       expect((await cli('check', input)).code).toBe(1)
       const out = fresh(file)
@@ -345,8 +364,18 @@ interface BadCase {
 }
 
 const badCases: BadCase[] = [
-  { name: 'truncated safetensors', file: 'm.safetensors', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'model.safetensors')).subarray(0, 1000)), problem: /do not cover the data section|past the end/ },
-  { name: 'shorter than its header length', file: 'm.safetensors', make: (p) => writeFileSync(p, Buffer.from([1, 2, 3])), problem: /shorter than the 8-byte header length/ },
+  {
+    name: 'truncated safetensors',
+    file: 'm.safetensors',
+    make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'model.safetensors')).subarray(0, 1000)),
+    problem: /do not cover the data section|past the end/,
+  },
+  {
+    name: 'shorter than its header length',
+    file: 'm.safetensors',
+    make: (p) => writeFileSync(p, Buffer.from([1, 2, 3])),
+    problem: /shorter than the 8-byte header length/,
+  },
   {
     name: 'a header length past the end',
     file: 'm.safetensors',
@@ -360,13 +389,24 @@ const badCases: BadCase[] = [
   {
     name: 'overlapping offsets',
     file: 'm.safetensors',
-    make: (p) => writeFileSync(p, safetensorsWith({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24))),
+    make: (p) =>
+      writeFileSync(
+        p,
+        safetensorsWith({ a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [8, 24] } }, Buffer.alloc(24)),
+      ),
     problem: /overlap another tensor/,
   },
   {
     name: 'offsets out of range',
     file: 'm.safetensors',
-    make: (p) => writeFileSync(p, safetensorsWith({ a: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [16, 32] } }, Buffer.alloc(20))),
+    make: (p) =>
+      writeFileSync(
+        p,
+        safetensorsWith(
+          { a: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [16, 32] } },
+          Buffer.alloc(20),
+        ),
+      ),
     problem: /do not cover the data section/,
   },
   {
@@ -375,7 +415,12 @@ const badCases: BadCase[] = [
     make: (p) => writeFileSync(p, safetensorsWith({ ...goodHeader, b: { dtype: 'F32', shape: [5], data_offsets: [16, 32] } }, Buffer.alloc(32))),
     problem: /shape × dtype size differs/,
   },
-  { name: 'bad JSON in a safetensors header', file: 'm.safetensors', make: (p) => writeFileSync(p, Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"a": [1,')])), problem: /invalid JSON/ },
+  {
+    name: 'bad JSON in a safetensors header',
+    file: 'm.safetensors',
+    make: (p) => writeFileSync(p, Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"a": [1,')])),
+    problem: /invalid JSON/,
+  },
   {
     name: 'a constraint on an integer tensor (unsupported dtype)',
     file: 'm.safetensors',
@@ -392,12 +437,28 @@ const badCases: BadCase[] = [
   {
     name: 'an npy header that lies about the shape',
     file: 'k.npy',
-    make: (p) => writeFileSync(p, Buffer.from(readFileSync(join(fixtures, 'kernel.npy')).toString('latin1').replace("'shape': (32, 10)", "'shape': (16, 10)"), 'latin1')),
+    make: (p) =>
+      writeFileSync(p, Buffer.from(readFileSync(join(fixtures, 'kernel.npy')).toString('latin1').replace("'shape': (32, 10)", "'shape': (16, 10)"), 'latin1')),
     problem: /bytes follow the data of shape \[16, 10\]/,
   },
-  { name: 'a compressed npz entry', file: 'c.npz', make: (p) => cpSync(join(fixtures, 'compressed.npz'), p), problem: /is compressed \(np\.savez_compressed\)/ },
-  { name: 'a truncated npz', file: 'a.npz', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'arrays.npz')).subarray(0, 900)), problem: /not a valid zip archive/ },
-  { name: 'a truncated .keras', file: 'm.keras', make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'keras-model.keras')).subarray(0, 20000)), problem: /not a valid zip archive/ },
+  {
+    name: 'a compressed npz entry',
+    file: 'c.npz',
+    make: (p) => cpSync(join(fixtures, 'compressed.npz'), p),
+    problem: /is compressed \(np\.savez_compressed\)/,
+  },
+  {
+    name: 'a truncated npz',
+    file: 'a.npz',
+    make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'arrays.npz')).subarray(0, 900)),
+    problem: /not a valid zip archive/,
+  },
+  {
+    name: 'a truncated .keras',
+    file: 'm.keras',
+    make: (p) => writeFileSync(p, readFileSync(join(fixtures, 'keras-model.keras')).subarray(0, 20000)),
+    problem: /not a valid zip archive/,
+  },
   { name: 'an .h5 that is not HDF5', file: 'm.h5', make: (p) => writeFileSync(p, Buffer.from('not an HDF5 file at all')), problem: /not a readable HDF5 file/ },
   {
     name: 'bad JSON in model.json',
@@ -460,7 +521,12 @@ describe('bad files: exit 2, one message naming the file and the problem, no out
       mkdirSync(outDir)
       for (const command of ['inspect', 'check', 'apply']) {
         const args = command === 'apply' ? ['--out', join(outDir, c.file)] : []
-        const r = await cli(command, path, ...args, ...(c.args ?? (command === 'apply' ? ['--constraint', 'unit_norm', '--match', '^(a|b|array|kernel)$|kernel$'] : [])))
+        const r = await cli(
+          command,
+          path,
+          ...args,
+          ...(c.args ?? (command === 'apply' ? ['--constraint', 'unit_norm', '--match', '^(a|b|array|kernel)$|kernel$'] : [])),
+        )
         if (c.args !== undefined && command !== 'apply') continue // the case is about applying
         expect(r.code, `${command}: ${r.stderr}`).toBe(2)
         expect(r.stderr).toMatch(c.problem)

@@ -23,7 +23,6 @@ import { ulpDistance as ulp32 } from './reference'
 
 const MAX_ULP = 2
 
-
 const fixture = loadKerasFixture()
 
 function f32FromBits(bits: number[]): Float32Array {
@@ -167,10 +166,7 @@ describe.each(['keras3', 'tf_keras'] as const)('parity with %s', (source) => {
         continue
       }
       if (mismatches.length < 8) {
-        mismatches.push(
-          `[${i}] input ${show(input[i]!)} keras ${show(e)} normclip ${show(o)} (${d} ulp)` +
-            (exact ? ` exact ${show(exact[i]!)}` : ''),
-        )
+        mismatches.push(`[${i}] input ${show(input[i]!)} keras ${show(e)} normclip ${show(o)} (${d} ulp)${exact ? ` exact ${show(exact[i]!)}` : ''}`)
       }
       caseWorst = Math.max(caseWorst, d)
     }
@@ -180,10 +176,7 @@ describe.each(['keras3', 'tf_keras'] as const)('parity with %s', (source) => {
       worstUlp = caseWorst
       worstCase = c.name
     }
-    expect(
-      mismatches.length,
-      `${c.name}: ${JSON.stringify(c.config)} shape ${JSON.stringify(c.shape)}: ${mismatches.join('; ')}`,
-    ).toBe(0)
+    expect(mismatches.length, `${c.name}: ${JSON.stringify(c.config)} shape ${JSON.stringify(c.shape)}: ${mismatches.join('; ')}`).toBe(0)
   })
 })
 
@@ -206,11 +199,7 @@ type SliceKind = 'normal' | 'overflow' | 'underflow'
  * slice's float32 sum of squares overflows (exact norm finite but norm² > FLT_MAX) or underflows
  * (0 < norm² < FLT_MIN: squares are denormal, or flushed to zero by TF / XLA).
  */
-function exactReference(
-  c: Case,
-  data: Float32Array,
-  squares: 'f64' | 'f32' = 'f64',
-): Float32Array & { kind: SliceKind[]; f32Squares?: Float32Array } {
+function exactReference(c: Case, data: Float32Array, squares: 'f64' | 'f32' = 'f64'): Float32Array & { kind: SliceKind[]; f32Squares?: Float32Array } {
   const shape = c.shape
   const rank = shape.length
   const axis = c.config['axis'] as number | number[] | null | undefined
@@ -403,7 +392,7 @@ describe('keras-model-*.json (tf-keras model.to_json) through tf.models.modelFro
     await expect(tf.models.modelFromJSON(kerasModel('radial') as never)).rejects.toThrow(/RadialConstraint/)
   })
 
-  it('with useNativeConstraints every constraint is normclip\'s, with the config tf-keras wrote', async () => {
+  it("with useNativeConstraints every constraint is normclip's, with the config tf-keras wrote", async () => {
     useNativeConstraints()
     try {
       for (const name of ['dense', 'conv', 'radial']) {
@@ -415,7 +404,10 @@ describe('keras-model-*.json (tf-keras model.to_json) through tf.models.modelFro
           const want = expected.get(layer.name)
           if (want === undefined) continue
           const l = layer as unknown as { kernelConstraint?: Constraint; biasConstraint?: Constraint }
-          for (const [got, keras] of [[l.kernelConstraint, want[0]], [l.biasConstraint, want[1]]] as const) {
+          for (const [got, keras] of [
+            [l.kernelConstraint, want[0]],
+            [l.biasConstraint, want[1]],
+          ] as const) {
             if (keras === null) {
               expect(got ?? null, `${name}/${layer.name}`).toBeNull()
               continue

@@ -39,7 +39,7 @@ export function referenceNorms(data: ArrayLike<number>, shape: number[], axis: A
 }
 
 const f = Math.fround
-const clip = (x: number, lo: number, hi: number) => (x < lo ? lo : x > hi ? hi : x)
+const clip = (x: number, lo: number, hi: number) => (x < lo ? lo : Math.min(x, hi))
 
 /** Keras' MaxNorm / MinMaxNorm / UnitNorm in float32, eps = 1e-7, from f64 norms rounded to f32. */
 export function referenceApply(

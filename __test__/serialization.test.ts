@@ -59,7 +59,9 @@ describe('get / deserialize: string ids', () => {
 
   it('an unknown id throws, listing the known ones', () => {
     expect(() => get('max-norm')).toThrow(RangeError)
-    expect(() => get('max-norm')).toThrow(/Could not interpret constraint identifier: "max-norm"; expected one of Constraint \(constraint, normclip>Constraint\), MaxNorm \(max_norm, maxnorm, maxNorm, normclip>MaxNorm\), MinMaxNorm \(/)
+    expect(() => get('max-norm')).toThrow(
+      /Could not interpret constraint identifier: "max-norm"; expected one of Constraint \(constraint, normclip>Constraint\), MaxNorm \(max_norm, maxnorm, maxNorm, normclip>MaxNorm\), MinMaxNorm \(/,
+    )
     expect(() => get('Maxnorm')).toThrow(/unit_norm/)
     // Names every object has are not ids.
     expect(() => get('toString')).toThrow(/Could not interpret constraint identifier: "toString"/)
@@ -87,9 +89,12 @@ describe('get / deserialize: dicts, instances, functions, null', () => {
   it("Keras 1 dicts: MaxNorm {m}, MinMaxNorm {low, high}, with Keras 1's `name` entry", () => {
     expect(get({ class_name: 'MaxNorm', config: { name: 'MaxNorm', m: 4, axis: 1 } })!.getConfig()).toEqual({ maxValue: 4, axis: 1 })
     expect(get({ class_name: 'maxnorm', config: { m: 4 } })!.getConfig()).toEqual({ maxValue: 4, axis: 0 })
-    expect(
-      get({ class_name: 'MinMaxNorm', config: { name: 'MinMaxNorm', low: 0.1, high: 0.9, rate: 0.3, axis: 0 } })!.getConfig(),
-    ).toEqual({ minValue: 0.1, maxValue: 0.9, rate: 0.3, axis: 0 })
+    expect(get({ class_name: 'MinMaxNorm', config: { name: 'MinMaxNorm', low: 0.1, high: 0.9, rate: 0.3, axis: 0 } })!.getConfig()).toEqual({
+      minValue: 0.1,
+      maxValue: 0.9,
+      rate: 0.3,
+      axis: 0,
+    })
     expect(get({ class_name: 'NonNeg', config: { name: 'NonNeg' } })).toBeInstanceOf(NonNeg)
   })
 
@@ -216,7 +221,8 @@ describe('serialize ∘ deserialize round trips in every format', () => {
   }
 
   it('a Keras JSON dict comes back byte for byte', () => {
-    const keras3 = '{"module":"keras.constraints","class_name":"MinMaxNorm","config":{"min_value":0.5,"max_value":2,"rate":0.75,"axis":[0,1]},"registered_name":null}'
+    const keras3 =
+      '{"module":"keras.constraints","class_name":"MinMaxNorm","config":{"min_value":0.5,"max_value":2,"rate":0.75,"axis":[0,1]},"registered_name":null}'
     expect(JSON.stringify(serialize(deserialize(JSON.parse(keras3))!))).toBe(keras3)
     const keras2 = '{"class_name":"MaxNorm","config":{"max_value":2,"axis":0}}'
     expect(JSON.stringify(serialize(deserialize(JSON.parse(keras2))!, { format: 'keras2' }))).toBe(keras2)

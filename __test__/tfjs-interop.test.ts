@@ -34,14 +34,30 @@ function kerasModelJson(): object {
     config: {
       name: 'sequential',
       layers: [
-        { class_name: 'InputLayer', config: { batch_input_shape: [null, 8, 8, 1], dtype: 'float32', sparse: false, ragged: false, name: 'input_1' } },
+        {
+          class_name: 'InputLayer',
+          config: { batch_input_shape: [null, 8, 8, 1], dtype: 'float32', sparse: false, ragged: false, name: 'input_1' },
+        },
         {
           class_name: 'Conv2D',
           config: {
-            name: 'conv2d', trainable: true, dtype: 'float32', filters: 4, kernel_size: [3, 3], strides: [1, 1],
-            padding: 'valid', data_format: 'channels_last', dilation_rate: [1, 1], groups: 1, activation: 'relu',
-            use_bias: true, kernel_initializer: initializer, bias_initializer: { class_name: 'Zeros', config: {} },
-            kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null,
+            name: 'conv2d',
+            trainable: true,
+            dtype: 'float32',
+            filters: 4,
+            kernel_size: [3, 3],
+            strides: [1, 1],
+            padding: 'valid',
+            data_format: 'channels_last',
+            dilation_rate: [1, 1],
+            groups: 1,
+            activation: 'relu',
+            use_bias: true,
+            kernel_initializer: initializer,
+            bias_initializer: { class_name: 'Zeros', config: {} },
+            kernel_regularizer: null,
+            bias_regularizer: null,
+            activity_regularizer: null,
             kernel_constraint: { class_name: 'MaxNorm', config: { max_value: 3.0, axis: [0, 1, 2] } },
             bias_constraint: null,
           },
@@ -50,9 +66,17 @@ function kerasModelJson(): object {
         {
           class_name: 'Dense',
           config: {
-            name: 'dense', trainable: true, dtype: 'float32', units: 2, activation: 'softmax', use_bias: true,
-            kernel_initializer: initializer, bias_initializer: { class_name: 'Zeros', config: {} },
-            kernel_regularizer: null, bias_regularizer: null, activity_regularizer: null,
+            name: 'dense',
+            trainable: true,
+            dtype: 'float32',
+            units: 2,
+            activation: 'softmax',
+            use_bias: true,
+            kernel_initializer: initializer,
+            bias_initializer: { class_name: 'Zeros', config: {} },
+            kernel_regularizer: null,
+            bias_regularizer: null,
+            activity_regularizer: null,
             kernel_constraint: { class_name: 'MinMaxNorm', config: { min_value: 0.5, max_value: 1.0, rate: 1.0, axis: 0 } },
             bias_constraint: { class_name: 'NonNeg', config: {} },
           },
@@ -101,7 +125,10 @@ describe('normclip constraints inside tfjs layers', () => {
     const dense = tf.layers.dense({ units: 2, inputShape: [2], kernelConstraint: constraint, biasConstraint: new NonNeg() })
     const model = tf.sequential({ layers: [dense] })
     expect((dense as unknown as LayerWithConstraints).kernelConstraint).toBe(constraint)
-    const kernel = tf.tensor([[3, 0.3], [4, 0.4]])
+    const kernel = tf.tensor([
+      [3, 0.3],
+      [4, 0.4],
+    ])
     const bias = tf.tensor([-1, 1])
     model.setWeights([kernel, bias])
     const [k, b] = model.getWeights()
@@ -132,7 +159,9 @@ describe('normclip constraints inside tfjs layers', () => {
     const model = tf.sequential({
       layers: [
         tf.layers.conv2d({
-          inputShape: [6, 6, 2], filters: 3, kernelSize: 3,
+          inputShape: [6, 6, 2],
+          filters: 3,
+          kernelSize: 3,
           kernelConstraint: new MaxNorm({ maxValue: 2, axis: [0, 1, 2], mode: 'projection' }),
         }),
         tf.layers.flatten(),
@@ -292,14 +321,19 @@ console.log(JSON.stringify({
     const result = JSON.parse(out.trim().split('\n').pop()!)
     expect(result.a[0]).toBeCloseTo(0.6, 6)
     expect(result.b).toEqual([0, 2])
-    expect(result.keras).toEqual({ module: 'keras.constraints', class_name: 'MaxNorm', config: { max_value: 2, axis: 0 }, registered_name: null })
+    expect(result.keras).toEqual({
+      module: 'keras.constraints',
+      class_name: 'MaxNorm',
+      config: { max_value: 2, axis: 0 },
+      registered_name: null,
+    })
     expect(result.axes).toEqual([0, 1, 2])
     expect(result.error).toMatch(/useNativeConstraints needs TensorFlow\.js; install @tensorflow\/tfjs/)
   })
 })
 
 describe('which tfjs normclip uses', () => {
-  it("with @tensorflow/tfjs-node installed: the tfjs it re-exports, without loading tfjs-node itself", () => {
+  it('with @tensorflow/tfjs-node installed: the tfjs it re-exports, without loading tfjs-node itself', () => {
     const dir = mkdtempSync(join(tmpdir(), 'normclip-tfjs-node-'))
     const nodeBinding = join(dir, 'node_modules/@tensorflow/tfjs-node')
     const nested = join(nodeBinding, 'node_modules/@tensorflow/tfjs')

@@ -16,10 +16,7 @@ import { REQUIRE_TFJS_NODE_ENV, SETUP_HINT, describeTfjsNode, loadTfjsNode, tfjs
 const status = loadTfjsNode()
 const required = tfjsNodeRequired()
 if (!status.available && !required) {
-  console.warn(
-    `\n[tfjs-node.test] SKIPPED: ${status.reason}\n` +
-      `[tfjs-node.test] set ${REQUIRE_TFJS_NODE_ENV}=1 to make this a failure (CI does).\n`,
-  )
+  console.warn(`\n[tfjs-node.test] SKIPPED: ${status.reason}\n` + `[tfjs-node.test] set ${REQUIRE_TFJS_NODE_ENV}=1 to make this a failure (CI does).\n`)
 }
 
 /** Keras' backend epsilon, as tfjs-node uses it (float32 backend: 1e-7). */
@@ -63,10 +60,25 @@ describe.skipIf(!status.available)(`on tfjs-node (${describeTfjsNode(status)})`,
   })
 
   it('computes real ops with right values', () => {
-    const a = tf.tensor2d([[1, 2], [3, 4]])
+    const a = tf.tensor2d([
+      [1, 2],
+      [3, 4],
+    ])
     expect(Array.from(tf.matMul(a, a).dataSync())).toEqual([7, 10, 15, 22])
     // Column L2 norms of [[3, 0], [4, 5]] and [[1, 2], [3, 4]] (axis 0, as a MaxNorm on a Dense kernel).
-    expectClose(tf.norm(tf.tensor2d([[3, 0], [4, 5]]), 'euclidean', 0).dataSync(), [5, 5])
+    expectClose(
+      tf
+        .norm(
+          tf.tensor2d([
+            [3, 0],
+            [4, 5],
+          ]),
+          'euclidean',
+          0,
+        )
+        .dataSync(),
+      [5, 5],
+    )
     expectClose(tf.sqrt(tf.sum(tf.square(a), 0)).dataSync(), [Math.sqrt(10), Math.sqrt(20)])
     expectClose(tf.clipByValue(tf.tensor1d([-1, 0.5, 3]), 0, 2).dataSync(), [0, 0.5, 2])
     expectClose(tf.sigmoid(tf.tensor1d([0, Math.log(3)])).dataSync(), [0.5, 0.75])
@@ -78,11 +90,26 @@ describe.skipIf(!status.available)(`on tfjs-node (${describeTfjsNode(status)})`,
     // 5×4, columns with norms below, at and above 2, a zero column: every branch of the formula.
     const shape: [number, number] = [5, 4]
     const values = [
-      0.1, 3, 0, -4, //
-      -0.2, 0, 0, 4, //
-      0.3, 0, 0, -4, //
-      0.1, 0, 0, 0.5, //
-      -0.4, 0, 0, 1, //
+      0.1,
+      3,
+      0,
+      -4, //
+      -0.2,
+      0,
+      0,
+      4, //
+      0.3,
+      0,
+      0,
+      -4, //
+      0.1,
+      0,
+      0,
+      0.5, //
+      -0.4,
+      0,
+      0,
+      1, //
     ]
 
     for (const axis of [0, 1] as const) {
@@ -122,7 +149,10 @@ describe.skipIf(!status.available)(`on tfjs-node (${describeTfjsNode(status)})`,
       // second case, and must leave both inputs unchanged.
       const fromValues = tf.tensor2d([3, 0, 4, 1], [2, 2])
       const computed = tf.mul(fromValues, 2)
-      for (const [input, values] of [[fromValues, [3, 0, 4, 1]], [computed, [6, 0, 8, 2]]] as const) {
+      for (const [input, values] of [
+        [fromValues, [3, 0, 4, 1]],
+        [computed, [6, 0, 8, 2]],
+      ] as const) {
         const result = new MaxNorm({ maxValue: 1 }).apply(input)
         expectClose(input.dataSync(), values)
         expectClose(result.dataSync(), [0.6, 0, 0.8, 1])

@@ -155,14 +155,19 @@ describe.skipIf(!status.available && !required)(`tfjs-node: normclip's TensorFlo
   it('one op call constrains every variable; bit-identical, old buffers freed, nothing leaks', () => {
     const shapes = [[64, 32], [3, 3, 4, 8], [32]]
     const constraints = [new MaxNorm({ maxValue: 1 }), new MaxNorm({ maxValue: 2, axis: [0, 1, 2] }), new NonNeg()]
-    const values = shapes.map((s, i) => weights(s.reduce((a, b) => a * b, 1), 10 + i))
+    const values = shapes.map((s, i) =>
+      weights(
+        s.reduce((a, b) => a * b, 1),
+        10 + i,
+      ),
+    )
     const variables = values.map((v, i) => tf.variable(tf.tensor(v, shapes[i]!)))
     const natives = constraints.map((c) => c.native)
     const before = tf.memory()
     const counts = native.tfOpsOutputCounts()
     for (let step = 0; step < 3; step++) {
       expect(fastApplyToVariables(variables, natives)).toBe(true)
-      values.forEach((v, i) => values[i] = inPlace(constraints[i]!, v, shapes[i]!))
+      values.forEach((v, i) => (values[i] = inPlace(constraints[i]!, v, shapes[i]!)))
     }
     variables.forEach((variable, i) => expect(bits(variable.dataSync())).toEqual(bits(values[i]!)))
     expect(native.tfOpsOutputCounts().copied - counts.copied).toBe(9)
@@ -212,10 +217,15 @@ describe.skipIf(!status.available && !required)(`tfjs-node: normclip's TensorFlo
       executeMultipleOutputs(name: string, attrs: object[], inputs: Tf.Tensor[], n: number): Tf.Tensor[]
     }
     const run = (spec: string, inputs: Tf.Tensor[]) =>
-      backend.executeMultipleOutputs(CONSTRAIN_OP, [
-        { name: 'N', type: backend.binding.TF_ATTR_INT, value: inputs.length },
-        { name: 'spec', type: backend.binding.TF_ATTR_STRING, value: spec },
-      ], inputs, inputs.length)
+      backend.executeMultipleOutputs(
+        CONSTRAIN_OP,
+        [
+          { name: 'N', type: backend.binding.TF_ATTR_INT, value: inputs.length },
+          { name: 'spec', type: backend.binding.TF_ATTR_STRING, value: spec },
+        ],
+        inputs,
+        inputs.length,
+      )
     const x = tf.tensor(weights(6), [2, 3])
     const before = tf.memory().numTensors
     expect(() => run('maxNorm,max=-1.0,axis=0,mode=keras,eps=1e-7', [x])).toThrow(/normclip NormclipConstrain: .*maxValue/)
@@ -326,7 +336,13 @@ describe.skipIf(!status.available && !required)('tfjs-node: registration and fal
     `,
       { NORMCLIP_TF_OPS: '0' },
     )
-    const result = JSON.parse(out) as { status: native.TfOpsStatus; fast: boolean; variables: boolean; apply: number[]; reference: number[] }
+    const result = JSON.parse(out) as {
+      status: native.TfOpsStatus
+      fast: boolean
+      variables: boolean
+      apply: number[]
+      reference: number[]
+    }
     expect(result.status).toMatchObject({ available: false, reason: 'disabled by NORMCLIP_TF_OPS=0' })
     expect(result.fast).toBe(true)
     expect(result.variables).toBe(false)
@@ -361,7 +377,7 @@ describe('tfjs wasm: views of the wasm heap', () => {
   beforeAll(async () => {
     tf = (status.available ? status.tf : require('@tensorflow/tfjs')) as typeof Tf
     const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm')
-    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/')
+    wasm.setWasmPaths(`${join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`)
     expect(await tf.setBackend('wasm')).toBe(true)
     backend = tf.backend() as unknown as typeof backend
   })
@@ -396,7 +412,10 @@ describe('tfjs wasm: views of the wasm heap', () => {
     const where = variables.map(offset)
     const before = tf.memory().numTensors
     applyConstraints(fast)
-    expect(fast.trainableWeights.map((w) => offset(w.read())), 'constrained in place').toEqual(where)
+    expect(
+      fast.trainableWeights.map((w) => offset(w.read())),
+      'constrained in place',
+    ).toEqual(where)
     setFastPaths({ wasm: false })
     applyConstraints(slow)
     setFastPaths({ wasm: true })
@@ -518,7 +537,9 @@ describe('applyCopyInto: the native side of the heap path', () => {
     const copy = heap.slice()
     expect(() => native.applyCopyInto(c, heap.subarray(0, 20), heap.subarray(10, 30), [4, 5])).toThrow(RangeError)
     expect(() => native.applyCopyInto(c, heap.subarray(0, 20), heap.subarray(0, 20), [4, 5])).toThrow(/overlaps/)
-    expect(() => native.applyCopyInto(c, heap.subarray(0, 20), new Float32Array(19), [4, 5])).toThrow(/target: expected length 20 \(the product of shape \[4,5\]\), got 19|target: expected length 20/)
+    expect(() => native.applyCopyInto(c, heap.subarray(0, 20), new Float32Array(19), [4, 5])).toThrow(
+      /target: expected length 20 \(the product of shape \[4,5\]\), got 19|target: expected length 20/,
+    )
     expect(() => native.applyCopyInto(c, new Float64Array(20), new Float32Array(20), [4, 5])).toThrow(TypeError)
     expect(() => native.applyCopyInto(c, heap.subarray(0, 20), new Float32Array(20), [4, 6])).toThrow(/source: expected length 24/)
     expect(bits(heap)).toEqual(bits(copy))

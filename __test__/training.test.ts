@@ -26,7 +26,10 @@ beforeAll(async () => {
 function randomTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
   const next = rng(seed)
   const size = shape.reduce((a, b) => a * b, 1)
-  return tf.tensor(Float32Array.from({ length: size }, () => (next() * 2 - 1) * scale), shape)
+  return tf.tensor(
+    Float32Array.from({ length: size }, () => (next() * 2 - 1) * scale),
+    shape,
+  )
 }
 
 /** One-hot labels of a linearly separable rule on the first input feature pair, so training keeps growing the weights. */
@@ -117,7 +120,13 @@ describe('fit', () => {
       smallestBias = Math.min(smallestBias, ...weightOf(hidden, 'bias').read().dataSync())
     })
     const constraints = constraintCallback()
-    await model.fit(x, y, { epochs: 6, batchSize: 16, shuffle: false, verbose: 0, callbacks: withNormclip ? [constraints, check] : [check] })
+    await model.fit(x, y, {
+      epochs: 6,
+      batchSize: 16,
+      shuffle: false,
+      verbose: 0,
+      callbacks: withNormclip ? [constraints, check] : [check],
+    })
     tf.dispose([x, y])
     model.dispose()
     return { worstNorm, smallestBias, batches, ms: constraints.elapsedMs }
@@ -156,7 +165,11 @@ describe('fit', () => {
     const model = denseModel()
     const hidden = model.layers[0]!
     let epochs = 0
-    const plain = { onEpochEnd: async () => void (epochs += 1) }
+    const plain = {
+      onEpochEnd: async () => {
+        epochs += 1
+      },
+    }
     // tfjs wraps every entry in a CustomCallback when the first one is a plain object and never
     // hands the model to them: the explicit model is what makes this work. (tfjs' types do not
     // allow such a mixed array, its users write it anyway.)
@@ -165,9 +178,9 @@ describe('fit', () => {
     expect(epochs).toBe(3)
     expect(maxSliceNorm(weightOf(hidden, 'kernel'), 0)).toBeLessThanOrEqual(BOUND * (1 + REL_TOL))
 
-    await expect(
-      model.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: mixed(constraintCallback()) }),
-    ).rejects.toThrow(/did not give the callback its model/)
+    await expect(model.fit(x, y, { epochs: 1, batchSize: 8, verbose: 0, callbacks: mixed(constraintCallback()) })).rejects.toThrow(
+      /did not give the callback its model/,
+    )
     tf.dispose([x, y])
     model.dispose()
   })
@@ -309,7 +322,11 @@ describe('trainOnBatch + applyConstraints', () => {
   it("gives exactly what normclip's own constraint.apply gives (all five classes, one batched call)", () => {
     const layers = [
       tf.layers.dense({ inputShape: [7], units: 6, kernelConstraint: new MaxNorm({ maxValue: 1.5 }) }),
-      tf.layers.dense({ units: 5, kernelConstraint: new MinMaxNorm({ minValue: 2, maxValue: 3, rate: 0.5 }), biasConstraint: new NonNeg() }),
+      tf.layers.dense({
+        units: 5,
+        kernelConstraint: new MinMaxNorm({ minValue: 2, maxValue: 3, rate: 0.5 }),
+        biasConstraint: new NonNeg(),
+      }),
       tf.layers.dense({ units: 4, kernelConstraint: new UnitNorm({ axis: 1 }) }),
     ]
     const conv = tf.layers.conv2d({ inputShape: [8, 8, 2], filters: 3, kernelSize: 3, kernelConstraint: new RadialConstraint() })
@@ -334,7 +351,12 @@ describe('trainOnBatch + applyConstraints', () => {
   it('leaks no tensor: tf.memory().numTensors is unchanged by each call', async () => {
     const m = tf.sequential({
       layers: [
-        tf.layers.dense({ inputShape: [5], units: 4, kernelConstraint: tf.constraints.maxNorm({ maxValue: BOUND }), biasConstraint: tf.constraints.nonNeg() }),
+        tf.layers.dense({
+          inputShape: [5],
+          units: 4,
+          kernelConstraint: tf.constraints.maxNorm({ maxValue: BOUND }),
+          biasConstraint: tf.constraints.nonNeg(),
+        }),
         tf.layers.dense({ units: 3, kernelConstraint: new ClipValues(0.1) }),
       ],
     })
@@ -448,7 +470,15 @@ describe('constrained weights of every layer kind', () => {
     const next = rng(77)
     const tokens = Array.from({ length: 32 * 5 }, () => Math.floor(next() * vocabulary))
     const x = tf.tensor2d(tokens, [32, 5])
-    const y = tf.oneHot(tf.tensor1d(tokens.filter((_, i) => i % 5 === 0).map((t) => (t < vocabulary / 2 ? 0 : 1)), 'int32'), 2).cast('float32')
+    const y = tf
+      .oneHot(
+        tf.tensor1d(
+          tokens.filter((_, i) => i % 5 === 0).map((t) => (t < vocabulary / 2 ? 0 : 1)),
+          'int32',
+        ),
+        2,
+      )
+      .cast('float32')
 
     for (const withNormclip of [true, false]) {
       const { m, embedding, lstm } = build()
@@ -459,7 +489,13 @@ describe('constrained weights of every layer kind', () => {
         worst.recurrent = Math.max(worst.recurrent, maxSliceNorm(weightOf(lstm, 'recurrent_kernel'), 0))
         worst.bias = Math.min(worst.bias, ...weightOf(lstm, 'bias').read().dataSync())
       })
-      await m.fit(x, y, { epochs: 3, batchSize: 8, shuffle: false, verbose: 0, callbacks: withNormclip ? [constraintCallback(), check] : [check] })
+      await m.fit(x, y, {
+        epochs: 3,
+        batchSize: 8,
+        shuffle: false,
+        verbose: 0,
+        callbacks: withNormclip ? [constraintCallback(), check] : [check],
+      })
       if (withNormclip) {
         expect(worst.embedding).toBeLessThanOrEqual(0.6 * (1 + REL_TOL))
         expect(worst.kernel).toBeLessThanOrEqual(0.8 * (1 + REL_TOL))
@@ -495,7 +531,13 @@ describe('constrained weights of every layer kind', () => {
       const check = afterEveryBatch(() => {
         for (const n of sliceNorms(weightOf(rnn, 'recurrent_kernel'), 0)) deviation = Math.max(deviation, Math.abs(n - 1))
       })
-      await m.fit(x, y, { epochs: 2, batchSize: 4, shuffle: false, verbose: 0, callbacks: withNormclip ? [constraintCallback(), check] : [check] })
+      await m.fit(x, y, {
+        epochs: 2,
+        batchSize: 4,
+        shuffle: false,
+        verbose: 0,
+        callbacks: withNormclip ? [constraintCallback(), check] : [check],
+      })
       if (withNormclip) expect(deviation).toBeLessThanOrEqual(REL_TOL)
       else expect(deviation).toBeGreaterThan(0.01)
       m.dispose()
@@ -505,11 +547,17 @@ describe('constrained weights of every layer kind', () => {
 
   it('wrapped layers: bidirectional RNN (both directions) and timeDistributed Dense', () => {
     const bidirectional = tf.layers.bidirectional({
-      layer: tf.layers.simpleRNN({ units: 3, returnSequences: true, kernelConstraint: tf.constraints.maxNorm({ maxValue: 0.5 }) }) as tf.RNN,
+      layer: tf.layers.simpleRNN({
+        units: 3,
+        returnSequences: true,
+        kernelConstraint: tf.constraints.maxNorm({ maxValue: 0.5 }),
+      }) as tf.RNN,
       inputShape: [4, 2],
       mergeMode: 'concat',
     })
-    const timeDistributed = tf.layers.timeDistributed({ layer: tf.layers.dense({ units: 2, kernelConstraint: new MaxNorm({ maxValue: 0.25 }) }) })
+    const timeDistributed = tf.layers.timeDistributed({
+      layer: tf.layers.dense({ units: 2, kernelConstraint: new MaxNorm({ maxValue: 0.25 }) }),
+    })
     const m = tf.sequential({ layers: [bidirectional, timeDistributed] })
     const kernels = m.trainableWeights.filter((w) => w.originalName.endsWith('/kernel'))
     expect(kernels).toHaveLength(3) // forward RNN, backward RNN, the time-distributed Dense
@@ -538,10 +586,15 @@ describe('constrained weights of every layer kind', () => {
       depthwiseConstraint: tf.constraints.maxNorm({ maxValue: 0.4, axis: [0, 1] as unknown as number }),
       pointwiseConstraint: tf.constraints.maxNorm({ maxValue: 0.4, axis: [0, 1, 2] as unknown as number }),
     })
-    const norm = tf.layers.batchNormalization({ gammaConstraint: tf.constraints.maxNorm({ maxValue: 0.9, axis: [] as unknown as number }), betaConstraint: tf.constraints.nonNeg() })
+    const norm = tf.layers.batchNormalization({
+      gammaConstraint: tf.constraints.maxNorm({ maxValue: 0.9, axis: [] as unknown as number }),
+      betaConstraint: tf.constraints.nonNeg(),
+    })
     // The convolutional part is a model of its own, used as a layer of the outer model.
     const features = tf.sequential({ layers: [conv, separable, norm, tf.layers.flatten()] })
-    const outer = tf.sequential({ layers: [features, tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 16 }) })] })
+    const outer = tf.sequential({
+      layers: [features, tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 16 }) })],
+    })
     outer.compile({ optimizer: tf.train.sgd(2), loss: 'categoricalCrossentropy' })
     const x = randomTensor([16, 6, 6, 2], 91, 3)
     const y = separableLabels(x.reshape([16, 72]))

@@ -23,7 +23,9 @@ function versionOf(pkg: string): string {
 }
 
 function firstLine(error: unknown): string {
-  return String(error instanceof Error ? error.message : error).split('\n')[0]!.slice(0, 160)
+  return String(error instanceof Error ? error.message : error)
+    .split('\n')[0]!
+    .slice(0, 160)
 }
 
 /** Native TensorFlow version under tfjs-node, when the project's loader reports it. */
@@ -59,14 +61,13 @@ export async function loadBackends(): Promise<Backends> {
   }
   try {
     const wasm = require('@tensorflow/tfjs-backend-wasm') as typeof import('@tensorflow/tfjs-backend-wasm')
-    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/')
+    wasm.setWasmPaths(`${join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`)
     if (await tf.setBackend('wasm')) {
       available.push('wasm')
       const simd = await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')
       const threads = await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')
       wasmFeatures = `SIMD ${simd ? 'on' : 'off'}, threads ${threads ? 'on' : 'off'}`
-    }
-    else missing.wasm = 'the wasm backend did not initialise'
+    } else missing.wasm = 'the wasm backend did not initialise'
   } catch (error) {
     missing.wasm = `@tensorflow/tfjs-backend-wasm did not load: ${firstLine(error)}`
   }

@@ -99,7 +99,15 @@ async function clippingRows(backends: BackendName[]): Promise<Row[]> {
   for (const backend of backends) {
     await useBackend(backend)
     for (const model of models) {
-      const grads = model.shapes.map((s, i) => tf.tensor(random(s.reduce((a, b) => a * b, 1), i + 1), s))
+      const grads = model.shapes.map((s, i) =>
+        tf.tensor(
+          random(
+            s.reduce((a, b) => a * b, 1),
+            i + 1,
+          ),
+          s,
+        ),
+      )
       const elements = grads.reduce((n, g) => n + g.size, 0)
       const arrays = grads.map((g) => g.dataSync().slice() as Float32Array)
       const probe = new Float32Array(elements).fill(0.01)
@@ -128,7 +136,9 @@ async function clippingRows(backends: BackendName[]): Promise<Row[]> {
       ]
       rows.push({ model: model.name, backend, elements, results: await measure(methods, quick ? 1 : 3) })
       tf.dispose(grads)
-      log(`${backendLabel[backend]} ${model.name}: ${JSON.stringify(Object.fromEntries(Object.entries(rows.at(-1)!.results).map(([k, v]) => [k, +v.median.toFixed(3)])))}`)
+      log(
+        `${backendLabel[backend]} ${model.name}: ${JSON.stringify(Object.fromEntries(Object.entries(rows.at(-1)!.results).map(([k, v]) => [k, +v.median.toFixed(3)])))}`,
+      )
     }
   }
   return rows
@@ -151,7 +161,15 @@ async function stepRows(backends: BackendName[]): Promise<StepRow[]> {
       const batches = quick ? 3 : 12
       const n = spec.batch * batches
       const x = tf.tensor(random(n * spec.input.reduce((a, b) => a * b, 1), 7), [n, ...spec.input])
-      const y = tf.oneHot(tf.tensor1d(Array.from({ length: n }, (_, i) => i % 10), 'int32'), 10).cast('float32')
+      const y = tf
+        .oneHot(
+          tf.tensor1d(
+            Array.from({ length: n }, (_, i) => i % 10),
+            'int32',
+          ),
+          10,
+        )
+        .cast('float32')
       const time = async (setup: (m: tf.LayersModel) => void): Promise<number> => {
         const m = spec.build()
         setup(m)
@@ -162,7 +180,14 @@ async function stepRows(backends: BackendName[]): Promise<StepRow[]> {
           batchSize: spec.batch,
           epochs: quick ? 1 : 3,
           verbose: 0,
-          callbacks: { onBatchBegin: async () => void (t0 = performance.now()), onBatchEnd: async () => void times.push(performance.now() - t0) },
+          callbacks: {
+            onBatchBegin: async () => {
+              t0 = performance.now()
+            },
+            onBatchEnd: async () => {
+              times.push(performance.now() - t0)
+            },
+          },
         })
         m.dispose()
         return median(times)
@@ -192,7 +217,11 @@ function log(line: string): void {
 
 function cpuName(): string {
   try {
-    return execSync('lscpu', { encoding: 'utf8' }).match(/Model name:\s*(.+)/)?.[1]?.trim() ?? 'unknown'
+    return (
+      execSync('lscpu', { encoding: 'utf8' })
+        .match(/Model name:\s*(.+)/)?.[1]
+        ?.trim() ?? 'unknown'
+    )
   } catch {
     return 'unknown'
   }
@@ -226,7 +255,7 @@ async function main(): Promise<void> {
       return `| ${r.model} | ${backendLabel[r.backend]} | ${r.elements} | ${fmt(n)} | ${fmt(o)} | ${(o.median / n.median).toFixed(1)} | ${fmt(j)} | ${(j.median / n.median).toFixed(1)} | ${fmt(r.results['probe']!)} |`
     }),
     '',
-    'Share of a training step (`fit`, SGD, median ms per batch): no clipping, `compileKeras(…, { globalClipnorm: 1 })` native, and with `engine: \'tfjs\'`.',
+    "Share of a training step (`fit`, SGD, median ms per batch): no clipping, `compileKeras(…, { globalClipnorm: 1 })` native, and with `engine: 'tfjs'`.",
     '',
     '| model | backend | no clipping | native clip | share | tfjs-ops clip | share |',
     '|---|---|---|---|---|---|---|',

@@ -141,7 +141,10 @@ async function methodsFor(c: Case, backends: readonly BackendName[]): Promise<{ 
       bound: { over: constrain(spec(OVER)), compliant: constrain(spec(COMPLIANT)) },
       nativeConstraint: { over: NativeConstraint.create(spec(OVER)), compliant: NativeConstraint.create(spec(COMPLIANT)) },
       ours: { over: new MaxNorm({ maxValue: OVER, axis: w.axis }), compliant: new MaxNorm({ maxValue: COMPLIANT, axis: w.axis }) },
-      theirs: { over: tf.constraints.maxNorm({ maxValue: OVER, axis: tfjsAxis(w) }), compliant: tf.constraints.maxNorm({ maxValue: COMPLIANT, axis: tfjsAxis(w) }) },
+      theirs: {
+        over: tf.constraints.maxNorm({ maxValue: OVER, axis: tfjsAxis(w) }),
+        compliant: tf.constraints.maxNorm({ maxValue: COMPLIANT, axis: tfjsAxis(w) }),
+      },
       tensors: new Map<BackendName, tf.Tensor>(),
     }
   })
@@ -310,7 +313,9 @@ async function main() {
   const training = await measureTraining(trainingBackends, quick ? 1 : 5, log)
   const endLoad = loadavg()
   const elapsed = (performance.now() - started) / 1000
-  log(`done in ${elapsed.toFixed(0)} s; load average ${startLoad.map((l) => l.toFixed(2)).join(' ')} at start, ${endLoad.map((l) => l.toFixed(2)).join(' ')} at end`)
+  log(
+    `done in ${elapsed.toFixed(0)} s; load average ${startLoad.map((l) => l.toFixed(2)).join(' ')} at start, ${endLoad.map((l) => l.toFixed(2)).join(' ')} at end`,
+  )
 
   const saved: Saved = {
     header,
@@ -323,10 +328,7 @@ async function main() {
     elapsed,
     quick,
   }
-  const written = [
-    ...writeResult(args, 'constraints.json', JSON.stringify(saved, null, 1) + '\n'),
-    ...render(saved),
-  ]
+  const written = [...writeResult(args, 'constraints.json', `${JSON.stringify(saved, null, 1)}\n`), ...render(saved)]
   log(`wrote ${written.join(', ')}`)
 }
 
@@ -349,10 +351,7 @@ function render(saved: Saved): string[] {
     elements: r.elements,
     results: new Map(Object.entries(r.results)),
   }))
-  return [
-    ...writeResult(args, 'constraints.md', report(saved, rows)),
-    ...writeResult(args, 'constraints.svg', chart(rows, saved.avail)),
-  ]
+  return [...writeResult(args, 'constraints.md', report(saved, rows)), ...writeResult(args, 'constraints.svg', chart(rows, saved.avail))]
 }
 
 const labels: Record<string, string> = {
@@ -395,20 +394,31 @@ function report(saved: Saved, rows: CaseResult[]): string {
     const cells = keys.map((k) => {
       const s = results.get(k)
       if (k === 'probe') return fmtSample(s)
-      if (k === 'inPlace') return `**${fmtSample(s)}** (${((12 * elements) / ip / 1e6).toFixed(1)} GB/s, ${((100 * results.get('probe')!.median) / ip).toFixed(0)}% of probe)`
+      if (k === 'inPlace')
+        return `**${fmtSample(s)}** (${((12 * elements) / ip / 1e6).toFixed(1)} GB/s, ${((100 * results.get('probe')!.median) / ip).toFixed(0)}% of probe)`
       return cell(results, k, ip)
     })
     out.push(`| ${c.label} | ${elements.toLocaleString('en-US')} | ${cells.join(' | ')} |`)
   }
   // Compliant.
-  const ckeys = ['inPlace', 'copy', 'async', 'batch', ...avail.map((b) => `e2e:${b}`), ...zeroCopyBackends(avail).map((b) => `e2eCopy:${b}`), ...avail.filter((b) => b !== 'cpu').map((b) => `tfjs:${b}`), 'plain']
+  const ckeys = [
+    'inPlace',
+    'copy',
+    'async',
+    'batch',
+    ...avail.map((b) => `e2e:${b}`),
+    ...zeroCopyBackends(avail).map((b) => `e2eCopy:${b}`),
+    ...avail.filter((b) => b !== 'cpu').map((b) => `tfjs:${b}`),
+    'plain',
+  ]
   out.push('', '## Compliant weights (every norm within bounds: normclip writes nothing)', '')
   out.push(`| case | ${ckeys.map(labelOf).join(' | ')} |`, `|---|${ckeys.map(() => '---:|').join('')}`)
   for (const { c, results } of rows) {
     const ip = results.get('inPlace:compliant')!.median
     const onePass = results.get('probe')!.median / 3
     const cells = ckeys.map((k) => {
-      if (k === 'inPlace') return `**${fmtSample(results.get('inPlace:compliant'))}** (${((100 * onePass) / ip).toFixed(0)}% of ⅓ probe; ${ratio(results.get('inPlace')!.median / ip)}× faster than over-bound)`
+      if (k === 'inPlace')
+        return `**${fmtSample(results.get('inPlace:compliant'))}** (${((100 * onePass) / ip).toFixed(0)}% of ⅓ probe; ${ratio(results.get('inPlace')!.median / ip)}× faster than over-bound)`
       return cell(results, `${k}:compliant`, ip)
     })
     out.push(`| ${c.label} | ${cells.join(' | ')} |`)
@@ -438,11 +448,11 @@ function report(saved: Saved, rows: CaseResult[]): string {
     '## How it is measured',
     '',
     '- Single thread for normclip (`NORMCLIP_THREADS=1`, set before the addon loads); tfjs-node uses its own thread pool, tfjs wasm runs single-threaded under Node.',
-    "- probe: `bandwidthProbe`, a native sum-of-squares pass then an in-place scale pass over the same buffer (12 B/element), built for the same SIMD tier: the two-pass bound. \"% of probe\" = probe time / normclip time.",
-    `- Over the bound: maxValue ${OVER}. Cases of ≥ 64K elements are refilled from a pristine copy before each sample (untimed); smaller ones are timed as runs of calls on one buffer (every call still rescales every slice, checked at start-up). Compliant: maxValue ${COMPLIANT}, all norms in [2, maxValue], Keras' factor is exactly 1; \"% of ⅓ probe\" compares with a third of the probe's time, a rough one-read-pass reference.`,
-    '- in place: `constrain(spec)(array, shape)` (the shape-bound fast path). copy: `NativeConstraint.applyCopy` (a new array each call). async: `await applyInPlaceAsync` (libuv pool, one weight at a time). applyBatch: one native `applyBatch` call for all the case\'s weights.',
+    '- probe: `bandwidthProbe`, a native sum-of-squares pass then an in-place scale pass over the same buffer (12 B/element), built for the same SIMD tier: the two-pass bound. "% of probe" = probe time / normclip time.',
+    `- Over the bound: maxValue ${OVER}. Cases of ≥ 64K elements are refilled from a pristine copy before each sample (untimed); smaller ones are timed as runs of calls on one buffer (every call still rescales every slice, checked at start-up). Compliant: maxValue ${COMPLIANT}, all norms in [2, maxValue], Keras' factor is exactly 1; "% of ⅓ probe" compares with a third of the probe's time, a rough one-read-pass reference.`,
+    "- in place: `constrain(spec)(array, shape)` (the shape-bound fast path). copy: `NativeConstraint.applyCopy` (a new array each call). async: `await applyInPlaceAsync` (libuv pool, one weight at a time). applyBatch: one native `applyBatch` call for all the case's weights.",
     "- normclip MaxNorm.apply: `new MaxNorm({maxValue, axis}).apply(tensor)` then `dispose()`: the constrained tensor, made on the backend. On tfjs-node it is the output of normclip's TensorFlow op `NormclipConstrain` (one fused pass from the input's TensorFlow buffer into a new one); on tfjs wasm a fused pass between views of the wasm heap into a new heap tensor; on the cpu backend a fused native copy out of the backend's storage. \"copy path\": the same with those two paths turned off (`setFastPaths`): the data out with `dataSync`, the core, `tf.tensor` back — on tfjs-node including the upload of the result into TensorFlow, which tfjs-node otherwise makes on the tensor's first use.",
-    "- tfjs maxNorm.apply: `tf.tidy(() => tf.constraints.maxNorm({maxValue, axis}).apply(tensor))` then `dispose()` (its result is in the backend too). tfjs has no `axis: null`; on the 1-D [16M] tensor its axis 0 is the same reduction. The cpu backend does the same work in both states, so it is timed over the bound only.",
+    '- tfjs maxNorm.apply: `tf.tidy(() => tf.constraints.maxNorm({maxValue, axis}).apply(tensor))` then `dispose()` (its result is in the backend too). tfjs has no `axis: null`; on the 1-D [16M] tensor its axis 0 is the same reduction. The cpu backend does the same work in both states, so it is timed over the bound only.',
     '- plain JS: `bench/plain-js.ts`, the Keras formula as Float32Array loops (f64 sums, row streaming for leading axes); it always writes.',
     '- Training: `model.fit` one epoch at a time, the configurations taking turns on the same model and data (no constraint step; normclip `constraintCallback()`; the same with the zero-copy paths off, on tfjs-node and wasm; a callback applying tfjs\' own constraint to every constrained trainable weight, `variable.assign(tidy(() => constraint.apply(variable)))`). Step = median time between consecutive batch ends (constraint step included); "in callback" = median time of the constraint callback. tfjs-node keeps values written from JS in JS until an op reads them, so after the constraint callback every configuration runs one reshape per constrained weight (an op that moves no data): "upload" = its median time with normclip minus without constraints, i.e. the upload of normclip\'s new values that would otherwise land in the next step (none with the op path: its values are in TensorFlow already). "step increase" = step − step without constraints: it counts everything but is noisy (±1 ms here); shares are of the step with that configuration. Kernels carry `tf.constraints.maxNorm({maxValue: 3})`.',
     '',
@@ -497,7 +507,9 @@ function goals(rows: CaseResult[], training: TrainingRow[], avail: BackendName[]
       .join('; ')}.`,
   )
   const big = single.filter((r) => r.elements >= 1 << 16)
-  out.push(`- ≥ 10× the plain-JS loop, shapes ≥ 64K elements: ${big.map((r) => `${r.c.label} ${ratio(get(r, 'plain') / get(r, 'inPlace'))}× (${mark(get(r, 'plain') / get(r, 'inPlace') >= 10)})`).join('; ')}.`)
+  out.push(
+    `- ≥ 10× the plain-JS loop, shapes ≥ 64K elements: ${big.map((r) => `${r.c.label} ${ratio(get(r, 'plain') / get(r, 'inPlace'))}× (${mark(get(r, 'plain') / get(r, 'inPlace') >= 10)})`).join('; ')}.`,
+  )
   return out
 }
 
@@ -520,7 +532,18 @@ function chart(rows: CaseResult[], avail: BackendName[]): string {
     'tfjs:cpu': { color: '#e377c2' },
     plain: { color: '#7f7f7f' },
   }
-  const keys = ['probe', 'inPlace', 'inPlace:compliant', 'copy', 'async', 'batch', ...avail.map((b) => `e2e:${b}`), ...zeroCopyBackends(avail).map((b) => `e2eCopy:${b}`), ...avail.map((b) => `tfjs:${b}`), 'plain']
+  const keys = [
+    'probe',
+    'inPlace',
+    'inPlace:compliant',
+    'copy',
+    'async',
+    'batch',
+    ...avail.map((b) => `e2e:${b}`),
+    ...zeroCopyBackends(avail).map((b) => `e2eCopy:${b}`),
+    ...avail.map((b) => `tfjs:${b}`),
+    'plain',
+  ]
   const xOf = (r: CaseResult) => 4 * r.elements * (r.c.marker?.jitter ?? 1)
   const series: Series[] = keys.map((k) => ({
     label: k === 'probe' ? 'two-pass bound (bandwidth probe)' : k === 'inPlace:compliant' ? 'normclip in place, compliant weights' : labelOf(k),

@@ -33,7 +33,8 @@ export function benchArgs(argv: readonly string[] = process.argv.slice(2)): Benc
     return given !== undefined ? given.slice(prefix.length) : process.env[`BENCH_${name.toUpperCase()}`] || undefined
   }
   for (const arg of argv) {
-    if (!/^--(update|quick|only=.*|suite=.*)$/.test(arg)) throw new Error(`bench: unknown argument ${JSON.stringify(arg)} (expected --update, --quick, --only=<regex>, --suite=<name>)`)
+    if (!/^--(update|quick|only=.*|suite=.*)$/.test(arg))
+      throw new Error(`bench: unknown argument ${JSON.stringify(arg)} (expected --update, --quick, --only=<regex>, --suite=<name>)`)
   }
   const only = value('only')
   return { update: flag('update'), quick: flag('quick'), only: only === undefined ? undefined : new RegExp(only), suite: value('suite') }
@@ -57,7 +58,13 @@ export interface Machine {
 export function cpuKindOf(vendor: string, family: number, model: number, modelName: string): [string, string] {
   if (vendor === 'AuthenticAMD' && Number.isFinite(family)) return amdKind(family, model)
   if (vendor === 'GenuineIntel' && Number.isFinite(family)) return [`intel-f${family}m${model}`, `Intel ${modelName}`]
-  return [modelName.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'unknown-cpu', modelName]
+  return [
+    modelName
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '') || 'unknown-cpu',
+    modelName,
+  ]
 }
 
 /** The micro-architecture of an AMD CPU from its family and model (AMD's published numbering). */
@@ -170,7 +177,11 @@ export { loadavg }
  * headline table (over-bound weights), then links to every file of that kind.
  */
 export function writeIndex(): string {
-  const kinds = existsSync(committedDir) ? readdirSync(committedDir).filter((d) => existsSync(join(committedDir, d, 'constraints.md'))).sort() : []
+  const kinds = existsSync(committedDir)
+    ? readdirSync(committedDir)
+        .filter((d) => existsSync(join(committedDir, d, 'constraints.md')))
+        .sort()
+    : []
   const out = [
     '# `npm run bench` results, one set per CPU kind',
     '',

@@ -29,11 +29,12 @@ export interface ChartOptions {
 
 function marker(shape: Point['shape'], x: number, y: number, color: string): string {
   if (shape === 'square') return `<rect x="${(x - 4).toFixed(1)}" y="${(y - 4).toFixed(1)}" width="8" height="8" fill="${color}"/>`
-  if (shape === 'triangle') return `<path d="M${x.toFixed(1)},${(y - 5).toFixed(1)} L${(x + 5).toFixed(1)},${(y + 4).toFixed(1)} L${(x - 5).toFixed(1)},${(y + 4).toFixed(1)} Z" fill="${color}"/>`
+  if (shape === 'triangle')
+    return `<path d="M${x.toFixed(1)},${(y - 5).toFixed(1)} L${(x + 5).toFixed(1)},${(y + 4).toFixed(1)} L${(x - 5).toFixed(1)},${(y + 4).toFixed(1)} Z" fill="${color}"/>`
   return `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.2" fill="${color}"/>`
 }
 
-const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
 
 function formatBytes(bytes: number): string {
   if (bytes >= 1 << 30) return `${bytes / (1 << 30)} GiB`
@@ -57,18 +58,18 @@ export function logLogChart(series: readonly Series[], options: ChartOptions): s
   const xs = all.map((p) => p.x)
   const ys = all.map((p) => p.y)
   // x: powers of 4 bytes (tensor sizes); y: decades of GB/s.
-  const xMin = Math.pow(4, Math.floor(Math.log(Math.min(...xs)) / Math.log(4)))
-  const xMax = Math.pow(4, Math.ceil(Math.log(Math.max(...xs) * 1.3) / Math.log(4)))
-  const yMin = Math.pow(10, Math.floor(Math.log10(Math.min(...ys))))
-  const yMax = Math.pow(10, Math.ceil(Math.log10(Math.max(...ys))))
+  const xMin = 4 ** Math.floor(Math.log(Math.min(...xs)) / Math.log(4))
+  const xMax = 4 ** Math.ceil(Math.log(Math.max(...xs) * 1.3) / Math.log(4))
+  const yMin = 10 ** Math.floor(Math.log10(Math.min(...ys)))
+  const yMax = 10 ** Math.ceil(Math.log10(Math.max(...ys)))
   const px = (x: number) => left + ((Math.log(x) - Math.log(xMin)) / (Math.log(xMax) - Math.log(xMin))) * plotWidth
   const py = (y: number) => top + plotHeight - ((Math.log(y) - Math.log(yMin)) / (Math.log(yMax) - Math.log(yMin))) * plotHeight
   const out: string[] = []
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, Helvetica, Arial, sans-serif">`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
-    `<text x="${left}" y="30" font-size="20" font-weight="bold">${escape(options.title)}</text>`,
-    `<text x="${left}" y="54" font-size="13" fill="#444">${escape(options.subtitle)}</text>`,
+    `<text x="${left}" y="30" font-size="20" font-weight="bold">${escapeXml(options.title)}</text>`,
+    `<text x="${left}" y="54" font-size="13" fill="#444">${escapeXml(options.subtitle)}</text>`,
   )
   // Grid and axis labels.
   for (let y = yMin; y <= yMax * 1.0001; y *= 10) {
@@ -85,14 +86,12 @@ export function logLogChart(series: readonly Series[], options: ChartOptions): s
   for (const tick of options.ticks) {
     const x = px(tick.x)
     out.push(`<line x1="${x}" x2="${x}" y1="${top + plotHeight - 6}" y2="${top + plotHeight}" stroke="#333"/>`)
-    out.push(
-      `<text transform="translate(${x + 4},${top + plotHeight - 10}) rotate(-90)" font-size="11" fill="#555">${escape(tick.label)}</text>`,
-    )
+    out.push(`<text transform="translate(${x + 4},${top + plotHeight - 10}) rotate(-90)" font-size="11" fill="#555">${escapeXml(tick.label)}</text>`)
   }
   out.push(`<rect x="${left}" y="${top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#333"/>`)
   out.push(
-    `<text x="${left + plotWidth / 2}" y="${top + plotHeight + 48}" font-size="15" text-anchor="middle">${escape(options.xLabel)}</text>`,
-    `<text transform="translate(28,${top + plotHeight / 2}) rotate(-90)" font-size="15" text-anchor="middle">${escape(options.yLabel)}</text>`,
+    `<text x="${left + plotWidth / 2}" y="${top + plotHeight + 48}" font-size="15" text-anchor="middle">${escapeXml(options.xLabel)}</text>`,
+    `<text transform="translate(28,${top + plotHeight / 2}) rotate(-90)" font-size="15" text-anchor="middle">${escapeXml(options.yLabel)}</text>`,
   )
   // Lines and markers.
   for (const s of series) {
@@ -111,13 +110,13 @@ export function logLogChart(series: readonly Series[], options: ChartOptions): s
     const dash = s.dash ? ` stroke-dasharray="${s.dash}"` : ''
     out.push(`<line x1="${legendX}" x2="${legendX + 30}" y1="${y}" y2="${y}" stroke="${s.color}" stroke-width="${s.width ?? 2}"${dash}/>`)
     out.push(`<circle cx="${legendX + 15}" cy="${y}" r="3.2" fill="${s.color}"/>`)
-    out.push(`<text x="${legendX + 38}" y="${y + 4.5}" font-size="13">${escape(s.label)}</text>`)
+    out.push(`<text x="${legendX + 38}" y="${y + 4.5}" font-size="13">${escapeXml(s.label)}</text>`)
   })
   ;(options.markerNotes ?? []).forEach((note, i) => {
     const y = top + 10 + (series.length + 0.6 + i) * 24
     out.push(marker(note.shape, legendX + 15, y, '#333'))
-    out.push(`<text x="${legendX + 38}" y="${y + 4.5}" font-size="13">${escape(note.label)}</text>`)
+    out.push(`<text x="${legendX + 38}" y="${y + 4.5}" font-size="13">${escapeXml(note.label)}</text>`)
   })
   out.push('</svg>')
-  return out.join('\n') + '\n'
+  return `${out.join('\n')}\n`
 }

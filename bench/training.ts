@@ -71,7 +71,13 @@ const models: ModelSpec[] = [
     build: () =>
       tf.sequential({
         layers: [
-          tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 8, kernelSize: 3, activation: 'relu', kernelConstraint: maxNorm([0, 1, 2]) }),
+          tf.layers.conv2d({
+            inputShape: [28, 28, 1],
+            filters: 8,
+            kernelSize: 3,
+            activation: 'relu',
+            kernelConstraint: maxNorm([0, 1, 2]),
+          }),
           tf.layers.maxPooling2d({ poolSize: 2 }),
           tf.layers.conv2d({ filters: 16, kernelSize: 3, activation: 'relu', kernelConstraint: maxNorm([0, 1, 2]) }),
           tf.layers.maxPooling2d({ poolSize: 2 }),
@@ -106,7 +112,21 @@ export async function measureTraining(backends: readonly BackendName[], rounds: 
       } catch (error) {
         const message = String(error instanceof Error ? error.message : error).split('\n')[0]!
         log(`  training ${spec.name} on ${backend}: not measured (${message})`)
-        rows.push({ model: spec.name, backend, parameters: NaN, constrainedElements: NaN, batchSize: spec.batchSize, stepNone: NaN, stepNormclip: NaN, constraintNormclip: NaN, uploadNormclip: NaN, stepTfjs: NaN, constraintTfjs: NaN, batches: 0, error: message })
+        rows.push({
+          model: spec.name,
+          backend,
+          parameters: NaN,
+          constrainedElements: NaN,
+          batchSize: spec.batchSize,
+          stepNone: NaN,
+          stepNormclip: NaN,
+          constraintNormclip: NaN,
+          uploadNormclip: NaN,
+          stepTfjs: NaN,
+          constraintTfjs: NaN,
+          batches: 0,
+          error: message,
+        })
         tf.disposeVariables()
       }
     }
@@ -179,7 +199,9 @@ async function measureOne(backend: BackendName, spec: ModelSpec, rounds: number,
   for (const config of configs) await epoch(config, false) // warm-up
   for (let r = 0; r < rounds; r++) for (const config of configs) await epoch(config, true)
 
-  const constrainedElements = model.trainableWeights.filter((w) => w.constraint != null).reduce((a, w) => a + w.shape.reduce<number>((p, d) => p * (d ?? 1), 1), 0)
+  const constrainedElements = model.trainableWeights
+    .filter((w) => w.constraint != null)
+    .reduce((a, w) => a + w.shape.reduce<number>((p, d) => p * (d ?? 1), 1), 0)
   const row: TrainingRow = {
     model: spec.name,
     backend,
@@ -204,7 +226,9 @@ async function measureOne(backend: BackendName, spec: ModelSpec, rounds: number,
   log(
     `  training ${spec.name} on ${backend}: step ${row.stepNone.toFixed(2)} ms; normclip ${row.constraintNormclip.toFixed(3)} ms + upload ${row.uploadNormclip.toFixed(3)} ms ` +
       `(${((100 * row.constraintNormclip) / row.stepNormclip).toFixed(2)}%)` +
-      (row.constraintNormclipCopy === undefined ? '' : `; copy path ${row.constraintNormclipCopy.toFixed(3)} ms + upload ${row.uploadNormclipCopy!.toFixed(3)} ms`) +
+      (row.constraintNormclipCopy === undefined
+        ? ''
+        : `; copy path ${row.constraintNormclipCopy.toFixed(3)} ms + upload ${row.uploadNormclipCopy!.toFixed(3)} ms`) +
       `; tfjs own ${row.constraintTfjs.toFixed(3)} ms ` +
       `(${((100 * row.constraintTfjs) / row.stepTfjs).toFixed(2)}%)`,
   )

@@ -46,8 +46,7 @@ for (const { name, shape, axis } of kernels) {
 // (kw, in, out) position instead of one per filter.
 const conv = gaussianKernel([3, 3, 64, 32], 0.25, 7)
 const wrong = NativeConstraint.create({ kind: 'maxNorm', maxValue, axis: 0 }).norms(conv, [3, 3, 64, 32])
-console.log(`\nConv2D with the default axis 0: ${wrong.norms.length} norms of shape ${JSON.stringify(wrong.shape)}` +
-  ' — not one per filter; use axis [0, 1, 2].')
+console.log(`\nConv2D with the default axis 0: ${wrong.norms.length} norms of shape ${JSON.stringify(wrong.shape)} — not one per filter; use axis [0, 1, 2].`)
 
 if (failures > 0) {
   console.error(`FAILED: ${failures} kernel(s) still above the bound`)

@@ -160,11 +160,7 @@ async function main(): Promise<void> {
   const train = toTensors(gaussianBlobs(PROBLEM, TRAIN_PER_CLASS, 1))
   const test = toTensors(gaussianBlobs(PROBLEM, TEST_PER_CLASS, 2))
 
-  const variants = [
-    makeVariant('none', '(a) no constraint'),
-    makeVariant('tfjs', '(b) tfjs maxNorm(3)'),
-    makeVariant('normclip', '(c) normclip MaxNorm(3)'),
-  ]
+  const variants = [makeVariant('none', '(a) no constraint'), makeVariant('tfjs', '(b) tfjs maxNorm(3)'), makeVariant('normclip', '(c) normclip MaxNorm(3)')]
 
   console.log(`normclip demo: MaxNorm(${MAX_NORM}) on both Dense kernels of a ${PROBLEM.features}-128-${PROBLEM.classes} network`)
   console.log(
@@ -213,9 +209,7 @@ async function main(): Promise<void> {
   console.log('')
   console.log(
     `(b) tfjs' own maxNorm(3): largest unit norm after any batch ${tfjsOwn.worstAfterBatch.toFixed(3)}; ` +
-      (tfjsTrainedLikeNone
-        ? `its final weights are bit-identical to (a)'s: fit never applied the constraint.`
-        : `its final weights differ from (a)'s.`),
+      (tfjsTrainedLikeNone ? `its final weights are bit-identical to (a)'s: fit never applied the constraint.` : `its final weights differ from (a)'s.`),
   )
   console.log(
     `(c) normclip MaxNorm(3):  largest unit norm after any batch ${normclip.worstAfterBatch.toFixed(6)}` +

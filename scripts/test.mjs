@@ -23,9 +23,20 @@ const STEPS = [
   { name: 'rustfmt', cmd: ['cargo', 'fmt', '--all', '--check'] },
   { name: 'clippy', cmd: ['cargo', 'clippy', '--workspace', '--all-targets', '--quiet', '--', '-D', 'warnings'] },
   { name: 'tsc', cmd: [npmBin('typescript', 'tsc'), '--noEmit', '-p', 'tsconfig.json'] },
+  // Biome: the TypeScript/JavaScript linter and formatter (biome.jsonc); `npm run format` fixes.
+  { name: 'biome', cmd: [npmBin('@biomejs/biome', 'biome'), 'ci', '--colors=off', '.'] },
   // Release: the property tests run large tensors.
-  { name: 'cargo test', cmd: ['cargo', 'test', '-p', 'normclip-core', '-p', 'normclip-files', '-p', 'normclip-tf', '--release', '--quiet'], counts: cargoCounts },
-  { name: 'vitest', cmd: [npmBin('vitest'), 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`], counts: vitestCounts, before: () => rmSync(vitestJson, { force: true }) },
+  {
+    name: 'cargo test',
+    cmd: ['cargo', 'test', '-p', 'normclip-core', '-p', 'normclip-files', '-p', 'normclip-tf', '--release', '--quiet'],
+    counts: cargoCounts,
+  },
+  {
+    name: 'vitest',
+    cmd: [npmBin('vitest'), 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`],
+    counts: vitestCounts,
+    before: () => rmSync(vitestJson, { force: true }),
+  },
 ]
 
 // A package's own bin script, run by this Node: no `npx`, no `.cmd` shims on Windows.

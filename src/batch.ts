@@ -14,15 +14,7 @@ import * as native from './binding'
 import { copyShape, type FloatArray } from './arrays'
 import { nativeConstraintOf } from './constraints'
 import { describe } from './options'
-import {
-  float32Tensor,
-  isTensor,
-  isVariable,
-  ownedFloat32Data,
-  ownedFloat32DataAsync,
-  type Tensor,
-  type Variable,
-} from './tfjs'
+import { float32Tensor, isTensor, isVariable, ownedFloat32Data, ownedFloat32DataAsync, type Tensor, type Variable } from './tfjs'
 
 /**
  * What a batch item's constraint may be: a normclip constraint, a `NativeConstraint`, or one of
@@ -89,10 +81,7 @@ export async function applyBatchAsync(items: readonly BatchItem[]): Promise<Batc
   return prepared.map((p) => p.finish())
 }
 
-function prepare(
-  snapshots: readonly Snapshot[],
-  read: (tensor: Tensor, argument: string, item: Snapshot) => Float32Array,
-): PreparedItem[] {
+function prepare(snapshots: readonly Snapshot[], read: (tensor: Tensor, argument: string, item: Snapshot) => Float32Array): PreparedItem[] {
   return snapshots.map((item) => {
     const { constraint } = item
     if (item.kind === 'array') {

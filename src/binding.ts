@@ -14,6 +14,5 @@ export * from './native/index.js'
 export type BoundHandle = loader.ExternalObject<'NativeBoundConstraint'>
 
 /** Applies a bound constraint to `array` (of the bound shape's length) in place. */
-export const applyBound: (bound: BoundHandle, array: FloatArray) => void = (
-  loader as unknown as { applyBound(bound: BoundHandle, array: FloatArray): void }
-).applyBound
+export const applyBound: (bound: BoundHandle, array: FloatArray) => void = (loader as unknown as { applyBound(bound: BoundHandle, array: FloatArray): void })
+  .applyBound

@@ -119,7 +119,14 @@ export function clipByNorm<T extends Clippable>(x: T, clipNorm: number, axes: nu
 /** TF's `tf.linalg.global_norm`: the L2 norm of every element of every input, in float64. */
 export function globalNorm(xs: readonly Clippable[]): number {
   const staged = stageList(xs, 'xs', 'copy')
-  return Math.sqrt(native.clipTensorNorms(staged.map((s) => s.array), 2).reduce((sum, n) => sum + n * n, 0))
+  return Math.sqrt(
+    native
+      .clipTensorNorms(
+        staged.map((s) => s.array),
+        2,
+      )
+      .reduce((sum, n) => sum + n * n, 0),
+  )
 }
 
 /**
@@ -134,7 +141,11 @@ export function clipByGlobalNorm<T extends Clippable>(xs: readonly T[], clipNorm
   const staged = stageList(xs, 'xs', 'copy')
   checkNumber(clipNorm, 'clipNorm')
   if (useNorm !== undefined) checkNumber(useNorm, 'useNorm')
-  const norm = native.clipByGlobalNorm(staged.map((s) => s.array), clipNorm, useNorm ?? null)
+  const norm = native.clipByGlobalNorm(
+    staged.map((s) => s.array),
+    clipNorm,
+    useNorm ?? null,
+  )
   return [staged.map((s) => s.finish() as T), norm]
 }
 
@@ -164,7 +175,11 @@ function gradNormOptions(options: unknown): { normType: number; errorIfNonfinite
 export function getTotalNorm(grads: readonly Clippable[], normType: NormType = 2, errorIfNonfinite = false): number {
   const staged = stageList(grads, 'grads', 'copy')
   const o = gradNormOptions({ normType, errorIfNonfinite })
-  return native.clipTotalNorm(staged.map((s) => s.array), o.normType, o.errorIfNonfinite)
+  return native.clipTotalNorm(
+    staged.map((s) => s.array),
+    o.normType,
+    o.errorIfNonfinite,
+  )
 }
 
 /**
@@ -173,7 +188,11 @@ export function getTotalNorm(grads: readonly Clippable[], normType: NormType = 2
  */
 export function clipGradsWithNorm(grads: readonly (FloatArray | Variable)[], maxNorm: number, totalNorm: number): void {
   const staged = stageList(grads, 'grads', 'assign')
-  native.clipGradsWithNorm(staged.map((s) => s.array), checkNumber(maxNorm, 'maxNorm'), checkNumber(totalNorm, 'totalNorm'))
+  native.clipGradsWithNorm(
+    staged.map((s) => s.array),
+    checkNumber(maxNorm, 'maxNorm'),
+    checkNumber(totalNorm, 'totalNorm'),
+  )
   staged.forEach((s) => s.finish())
 }
 
@@ -188,7 +207,12 @@ export function clipGradsWithNorm(grads: readonly (FloatArray | Variable)[], max
 export function clipGradNorm(grads: readonly (FloatArray | Variable)[], maxNorm: number, options?: ClipGradNormOptions): number {
   const o = gradNormOptions(options)
   const staged = stageList(grads, 'grads', 'assign')
-  const total = native.clipGradNorm(staged.map((s) => s.array), checkNumber(maxNorm, 'maxNorm'), o.normType, o.errorIfNonfinite)
+  const total = native.clipGradNorm(
+    staged.map((s) => s.array),
+    checkNumber(maxNorm, 'maxNorm'),
+    o.normType,
+    o.errorIfNonfinite,
+  )
   staged.forEach((s) => s.finish())
   return total
 }
@@ -273,10 +297,15 @@ export function clipPerExample<T extends Tensor | ShapedArray>(
     const per = input.shape.slice(1).reduce((a, b) => a * b, 1)
     return input.array instanceof Float64Array ? new Float64Array(per) : new Float32Array(per)
   })
-  const counts = native.clipPerExample(inputs.map((i) => i.array), batch ?? 0, bounds, perLayer, style, outs)
-  const sums = inputs.map((input, index) =>
-    input.tensor ? float32Tensor(outs[index] as Float32Array, input.shape.slice(1)) : outs[index]!,
+  const counts = native.clipPerExample(
+    inputs.map((i) => i.array),
+    batch ?? 0,
+    bounds,
+    perLayer,
+    style,
+    outs,
   )
+  const sums = inputs.map((input, index) => (input.tensor ? float32Tensor(outs[index] as Float32Array, input.shape.slice(1)) : outs[index]!))
   return { sums: sums as (T extends Tensor ? Tensor : FloatArray)[], clipped: perLayer ? counts : counts[0]! }
 }
 
@@ -298,13 +327,19 @@ export interface UpdateClipResult<T> {
  */
 export function clipUpdate<T extends Clippable>(deltas: readonly T[], clipNorm: number): UpdateClipResult<T> {
   const staged = stageList(deltas, 'deltas', 'copy')
-  const [norm, clipped] = native.clipUpdate(staged.map((s) => s.array), checkNumber(clipNorm, 'clipNorm'))
+  const [norm, clipped] = native.clipUpdate(
+    staged.map((s) => s.array),
+    checkNumber(clipNorm, 'clipNorm'),
+  )
   return { deltas: staged.map((s) => s.finish() as T), norm: norm!, clipped: clipped === 1 }
 }
 
 /** Keras' `clipvalue` on typed arrays (in place) or tensors (new tensors): `clip(x, −v, v)`, NaN kept. */
 export function clipByValue<T extends Clippable>(xs: readonly T[], clipValue: number): T[] {
   const staged = stageList(xs, 'xs', 'copy')
-  native.clipByValue(staged.map((s) => s.array), checkNumber(clipValue, 'clipValue'))
+  native.clipByValue(
+    staged.map((s) => s.array),
+    checkNumber(clipValue, 'clipValue'),
+  )
   return staged.map((s) => s.finish() as T)
 }

@@ -44,7 +44,15 @@ export type { Axis, Mode, NormOptions, MaxNormArgs, MinMaxNormArgs, UnitNormArgs
 export { applyBatch, applyBatchAsync } from './batch'
 export type { BatchItem, BatchResult } from './batch'
 export { get, serialize, deserialize, useNativeConstraints, restoreTfjsConstraints } from './serialization'
-export type { ConstraintIdentifier, ConstraintDict, SerializationFormat, Keras3Dict, Keras2Dict, Keras1Dict, TfjsDict } from './serialization'
+export type {
+  ConstraintIdentifier,
+  ConstraintDict,
+  SerializationFormat,
+  Keras3Dict,
+  Keras2Dict,
+  Keras1Dict,
+  TfjsDict,
+} from './serialization'
 export { perUnitAxes, checkConstraintAxes } from './per-unit-axes'
 export type { ConstraintAxisIssue, LayerLike } from './per-unit-axes'
 export { applyConstraints, constraintCallback } from './training'

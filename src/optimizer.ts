@@ -88,8 +88,7 @@ function resolveClip(options: GradientClipping, argument: string): Clip {
   if (set.length > 1) {
     // Keras' ValueError, in its words.
     throw new RangeError(
-      `${argument}: only one of clipnorm, clipvalue and globalClipnorm can be set. Received: ` +
-        entries.map(([k, v]) => `${k}=${v ?? null}`).join(', '),
+      `${argument}: only one of clipnorm, clipvalue and globalClipnorm can be set. Received: ${entries.map(([k, v]) => `${k}=${v ?? null}`).join(', ')}`,
     )
   }
   if (set.length === 0) return null
@@ -307,7 +306,10 @@ export function useClippingOptimizers(): () => void {
       (c: unknown, config: Tf.serialization.ConfigDict) => {
         const { clipnorm, clipvalue, globalClipnorm, global_clipnorm, ...rest } = config as Record<string, unknown>
         const inner = fromConfig(c, keras3Config(name, rest)) as Tf.Optimizer
-        const clip = resolveClip({ clipnorm, clipvalue, globalClipnorm: (globalClipnorm ?? global_clipnorm) as number | null } as GradientClipping, `${name} config`)
+        const clip = resolveClip(
+          { clipnorm, clipvalue, globalClipnorm: (globalClipnorm ?? global_clipnorm) as number | null } as GradientClipping,
+          `${name} config`,
+        )
         return clip === null ? inner : withGradientClipping(inner, { [clip.kind]: clip.value })
       },
     ]

@@ -38,11 +38,7 @@ export const RATE: OptionName = { camel: 'rate' }
  * The options in `args` keyed by their camelCase name (absent ones left out). Throws a TypeError
  * for a non-object, an unknown name, or the same option given under both names.
  */
-export function readOptions(
-  owner: string,
-  args: unknown,
-  names: readonly OptionName[],
-): Record<string, unknown> {
+export function readOptions(owner: string, args: unknown, names: readonly OptionName[]): Record<string, unknown> {
   if (args === undefined || args === null) return {}
   if (typeof args !== 'object' || Array.isArray(args)) {
     throw new TypeError(`${owner}: expected an options object, got ${describe(args)}`)

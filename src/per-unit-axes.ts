@@ -140,11 +140,7 @@ interface WeightLike {
  *   kernelConstraint: new MaxNorm({ maxValue: 3, axis: perUnitAxes('Conv2D') }) })
  * ```
  */
-export function perUnitAxes(
-  layer: LayerLike | string,
-  kernelShape?: readonly number[],
-  weight?: string,
-): number | number[] {
+export function perUnitAxes(layer: LayerLike | string, kernelShape?: readonly number[], weight?: string): number | number[] {
   const className = layerClassName(layer)
   const rule = ruleFor(className)
   if (kernelShape !== undefined && (!Array.isArray(kernelShape) || kernelShape.some((d) => !Number.isInteger(d) || d < 0))) {
@@ -169,9 +165,7 @@ export function perUnitAxes(
   }
   const rank = kernelShape?.length ?? entry.rank
   if (rank !== entry.rank) {
-    throw new RangeError(
-      `perUnitAxes: kernelShape: a ${className} ${key} has rank ${entry.rank}, got [${kernelShape?.join(', ')}]`,
-    )
+    throw new RangeError(`perUnitAxes: kernelShape: a ${className} ${key} has rank ${entry.rank}, got [${kernelShape?.join(', ')}]`)
   }
   return entry.axes(rank)
 }

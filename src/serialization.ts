@@ -9,13 +9,7 @@
  * get('max_norm'); get('maxNorm'); get({ class_name: 'MaxNorm', config: { m: 3 } })  // all MaxNorm
  * ```
  */
-import {
-  CONSTRAINT_CLASSES,
-  Constraint,
-  FunctionConstraint,
-  REGISTRY_PACKAGE,
-  type ConstraintClassName,
-} from './constraints'
+import { CONSTRAINT_CLASSES, Constraint, FunctionConstraint, REGISTRY_PACKAGE, type ConstraintClassName } from './constraints'
 import { describe } from './options'
 import { requireTfjs, type ConfigDict, type Tensor, type TfjsConstraintLike } from './tfjs'
 
@@ -48,9 +42,7 @@ const IDENTIFIERS: Readonly<Record<string, ConstraintClassName>> = {
   unitNorm: 'UnitNorm',
   radialConstraint: 'RadialConstraint',
   // The names normclip's classes are registered under with tfjs (what model.save writes).
-  ...Object.fromEntries(
-    Object.keys(CONSTRAINT_CLASSES).map((name) => [`${REGISTRY_PACKAGE}>${name}`, name as ConstraintClassName]),
-  ),
+  ...Object.fromEntries(Object.keys(CONSTRAINT_CLASSES).map((name) => [`${REGISTRY_PACKAGE}>${name}`, name as ConstraintClassName])),
 }
 
 /** Keras 1 option names, per class, and the name they have now. */
@@ -100,14 +92,7 @@ export interface Keras1Dict {
 }
 
 /** Anything {@link get} / {@link deserialize} accept. */
-export type ConstraintIdentifier =
-  | string
-  | ConstraintDict
-  | Keras1Dict
-  | TfjsConstraintLike
-  | ((w: Tensor) => Tensor)
-  | null
-  | undefined
+export type ConstraintIdentifier = string | ConstraintDict | Keras1Dict | TfjsConstraintLike | ((w: Tensor) => Tensor) | null | undefined
 
 /**
  * A constraint as Keras or tfjs JSON. Options that are not Keras' (`mode`, `epsilon`) appear
@@ -117,10 +102,7 @@ export function serialize(c: TfjsConstraintLike, options?: { format?: 'keras3' }
 export function serialize(c: TfjsConstraintLike, options: { format: 'keras2' }): Keras2Dict
 export function serialize(c: TfjsConstraintLike, options: { format: 'tfjs' }): TfjsDict
 export function serialize(c: TfjsConstraintLike, options?: { format?: SerializationFormat }): Keras3Dict | Keras2Dict | TfjsDict
-export function serialize(
-  c: TfjsConstraintLike,
-  options: { format?: SerializationFormat } = {},
-): Keras3Dict | Keras2Dict | TfjsDict {
+export function serialize(c: TfjsConstraintLike, options: { format?: SerializationFormat } = {}): Keras3Dict | Keras2Dict | TfjsDict {
   if (c === null || typeof c !== 'object' || typeof c.getClassName !== 'function' || typeof c.getConfig !== 'function') {
     throw new TypeError(`serialize: c: expected a constraint (with getClassName and getConfig), got ${describe(c)}`)
   }
@@ -216,9 +198,7 @@ function construct(className: ConstraintClassName, config: Record<string, unknow
 function classNameOf(identifier: string): ConstraintClassName {
   const className = lookUp(identifier)
   if (className === undefined) {
-    throw new RangeError(
-      `Could not interpret constraint identifier: ${JSON.stringify(identifier)}; expected one of ${knownIdentifiers()}`,
-    )
+    throw new RangeError(`Could not interpret constraint identifier: ${JSON.stringify(identifier)}; expected one of ${knownIdentifiers()}`)
   }
   return className
 }
@@ -250,9 +230,7 @@ function copyConfig(config: ConfigDict): Record<string, unknown> {
 }
 
 function snakeCaseKeys(config: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(config).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]),
-  )
+  return Object.fromEntries(Object.entries(config).map(([key, value]) => [key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`), value]))
 }
 
 // ---------------------------------------------------------------------------------------------

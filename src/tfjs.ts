@@ -170,9 +170,7 @@ export async function ownedFloat32DataAsync(tensor: Tensor, argument: string): P
 export function checkFloat32(tensor: Tensor, argument: string): void {
   if (tensor.isDisposed) throw new Error(`${argument}: expected a live tensor, got a disposed one`)
   if (tensor.dtype !== 'float32') {
-    throw new TypeError(
-      `${argument}: expected a float32 tensor, got dtype ${tensor.dtype} (weights are float32; cast with tf.cast(x, 'float32'))`,
-    )
+    throw new TypeError(`${argument}: expected a float32 tensor, got dtype ${tensor.dtype} (weights are float32; cast with tf.cast(x, 'float32'))`)
   }
 }
 

@@ -277,7 +277,14 @@ function planMatches(plan: Plan, weights: readonly Tf.LayerVariable[]): boolean 
 }
 
 function buildPlan(weights: Tf.LayerVariable[]): Plan {
-  const plan: Plan = { weights, constraints: [], nativeWeights: [], batchItems: [], fast: { variables: [], constraints: [] }, tensorWeights: [] }
+  const plan: Plan = {
+    weights,
+    constraints: [],
+    nativeWeights: [],
+    batchItems: [],
+    fast: { variables: [], constraints: [] },
+    tensorWeights: [],
+  }
   for (const weight of weights) {
     const constraint: unknown = weight.constraint
     plan.constraints.push(constraint)

@@ -36,7 +36,11 @@ function expectThrow(fn: () => unknown, Kind: ErrorConstructor | RangeErrorConst
   return fail(`expected a ${Kind.name} matching ${pattern}, nothing was thrown`)
 }
 
-async function expectReject(promise: Promise<unknown>, Kind: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor, pattern: RegExp): Promise<string> {
+async function expectReject(
+  promise: Promise<unknown>,
+  Kind: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor,
+  pattern: RegExp,
+): Promise<string> {
   try {
     await promise
   } catch (error) {
@@ -54,9 +58,13 @@ async function expectThrowOrReject(fn: () => Promise<unknown>, Kind: TypeErrorCo
   try {
     pending = fn()
   } catch (error) {
-    return expectThrow(() => {
-      throw error
-    }, Kind, pattern)
+    return expectThrow(
+      () => {
+        throw error
+      },
+      Kind,
+      pattern,
+    )
   }
   return expectReject(pending, Kind, pattern)
 }
@@ -142,7 +150,11 @@ function syncCalls(n: Native): Record<string, (array: Float32Array, shape: numbe
     norms: (array, shape) => c.norms(array, shape),
     bind: (array, shape) => (n as unknown as { applyBound(b: unknown, a: Float32Array): void }).applyBound(c.bind(shape), array),
     applyBatch: (array, shape) => n.applyBatch([{ array, shape, constraint: c }]),
-    'applyBatch output': (array, shape) => n.applyBatch([{ array: new Float32Array(N), shape: [N], constraint: c, output: array }, { array: new Float32Array(N), shape, constraint: c }]),
+    'applyBatch output': (array, shape) =>
+      n.applyBatch([
+        { array: new Float32Array(N), shape: [N], constraint: c, output: array },
+        { array: new Float32Array(N), shape, constraint: c },
+      ]),
   }
 }
 
@@ -247,7 +259,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       const pending = call(victim)
       const moved = new Float32Array(transferAway(victim.buffer))
       const message = await expectReject(pending, RangeError, /detached.*nothing was written/)
-      check(moved.every((x) => x === 3), `${name}: the new owner's memory was written`)
+      check(
+        moved.every((x) => x === 3),
+        `${name}: the new owner's memory was written`,
+      )
       lines.push(`${name}: ${message}`)
     }
     return lines.join('\n')
@@ -279,7 +294,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     port1.close()
     port2.close()
     await again
-    check(new Float32Array(received).every((x) => x === 3), "the port receiver's memory was written")
+    check(
+      new Float32Array(received).every((x) => x === 3),
+      "the port receiver's memory was written",
+    )
     return message
   },
 
@@ -292,7 +310,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       const pending = maxNorm(native).applyInPlaceAsync(victim, [256, 256])
       const moved = new Float32Array(transfer.call(victim.buffer, length === undefined ? undefined : length * 4))
       lines.push(await expectReject(pending, RangeError, /detached/))
-      check(moved.every((x) => x === 3), 'the new owner was written')
+      check(
+        moved.every((x) => x === 3),
+        'the new owner was written',
+      )
     }
     return `Node ${process.version}: ${lines.join('; ')}`
   },
@@ -307,7 +328,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       buffer.resize(0)
       lines.push(await expectReject(pending, RangeError, /expected length 65536.*nothing was written/))
       buffer.resize(N * 4)
-      check(victim.every((x) => x === 0), 'a resized-away region was written')
+      check(
+        victim.every((x) => x === 0),
+        'a resized-away region was written',
+      )
     }
     // Shrunk and grown back before it settles: the same memory and length again, so it is written.
     const buffer = resizableBuffer(16)
@@ -331,7 +355,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     ])
     transferAway(lost.buffer)
     const message = await expectReject(pending, RangeError, /items\[1\]\.array: expected an attached buffer.*nothing was written/)
-    check(kept.every((x) => x === 3), 'items[0] was written although the batch failed')
+    check(
+      kept.every((x) => x === 3),
+      'items[0] was written although the batch failed',
+    )
     return message
   },
 
@@ -343,7 +370,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     expectThrow(() => structuredClone(shared.buffer, { transfer: [shared.buffer as unknown as ArrayBuffer] }), Error, /./)
     await pending
     const expected = c.applyCopy(filled(), [256, 256])
-    check(shared.every((x, i) => x === expected[i]), 'the shared array does not hold the constrained values')
+    check(
+      shared.every((x, i) => x === expected[i]),
+      'the shared array does not hold the constrained values',
+    )
     return 'in place on shared memory; transfer of it refused by the runtime'
   },
 
@@ -368,7 +398,12 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     const c = maxNorm(native)
     const empty = new Float32Array(0)
     const lines: string[] = []
-    for (const shape of [[0, 2 ** 40, 2 ** 40], [0, 2 ** 20, 2 ** 20], [2 ** 40, 2 ** 40, 0], [0, 20000, 20000]]) {
+    for (const shape of [
+      [0, 2 ** 40, 2 ** 40],
+      [0, 2 ** 20, 2 ** 20],
+      [2 ** 40, 2 ** 40, 0],
+      [0, 20000, 20000],
+    ]) {
       const rss = process.memoryUsage().rss
       const start = performance.now()
       c.applyInPlace(empty, shape)
@@ -405,7 +440,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       },
     ]
     const message = expectThrow(() => native.applyBatchAsync(items as never), RangeError, /items\[0\]\.array: expected an attached buffer/)
-    check(second.every((x) => x === 3), 'items[1] was written')
+    check(
+      second.every((x) => x === 3),
+      'items[1] was written',
+    )
     return message
   },
 
@@ -415,7 +453,13 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
   async 'specs: unknown keys are errors, the spec is a snapshot'() {
     const { constrain } = await api()
     const lines: string[] = []
-    for (const spec of [{ kind: 'maxNorm', max_value: 3 }, { kind: 'maxNorm', maxvalue: 3 }, { kind: 'maxNorm', axes: [0] }, { kind: 'nonNeg', axis: 0 }, { kind: 'unitNorm', maxValue: 1 }]) {
+    for (const spec of [
+      { kind: 'maxNorm', max_value: 3 },
+      { kind: 'maxNorm', maxvalue: 3 },
+      { kind: 'maxNorm', axes: [0] },
+      { kind: 'nonNeg', axis: 0 },
+      { kind: 'unitNorm', maxValue: 1 },
+    ]) {
       lines.push(expectThrow(() => constrain(spec as never), TypeError, /unknown key/))
       expectThrow(() => native.NativeConstraint.create(spec as never), TypeError, /unknown key/)
     }
@@ -516,7 +560,12 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     const tf = await import('@tensorflow/tfjs')
     const { MaxNorm, applyConstraints, constraintCallback } = await api()
     await tf.setBackend('cpu')
-    const layer = tf.layers.dense({ inputShape: [8], units: 4, kernelConstraint: new MaxNorm({ maxValue: 0.1 }), kernelInitializer: 'ones' })
+    const layer = tf.layers.dense({
+      inputShape: [8],
+      units: 4,
+      kernelConstraint: new MaxNorm({ maxValue: 0.1 }),
+      kernelInitializer: 'ones',
+    })
     const model = tf.sequential({ layers: [layer] })
     model.compile({ optimizer: tf.train.sgd(0.5), loss: 'meanSquaredError' })
     const variable = () => layer.trainableWeights[0]!.read()
@@ -534,7 +583,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     applyConstraints(model)
     assertUnchanged(later, laterSnapshot, 'a dataSync() array after fit with constraintCallback')
     const norms = new MaxNorm({ maxValue: 0.1 }).norms(variable().dataSync() as Float32Array, [8, 4]).norms
-    check(norms.every((n) => n <= 0.1 * (1 + 1e-6)), 'the constraint no longer holds')
+    check(
+      norms.every((n) => n <= 0.1 * (1 + 1e-6)),
+      'the constraint no longer holds',
+    )
     tf.dispose([xs, ys])
     return 'held arrays unchanged across applyConstraints and fit; norms within the bound'
   },

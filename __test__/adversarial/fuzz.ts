@@ -117,7 +117,13 @@ function shapeArgument(dims: number[], hook: Hook | undefined): unknown {
   if (chance(0.03)) return [...dims, chance(0.5) ? -1 : 1.5]
   const shape = [...dims]
   if (hook !== undefined && shape.length > 0) {
-    Object.defineProperty(shape, 0, { get: () => (hook(), dims[0]), enumerable: true })
+    Object.defineProperty(shape, 0, {
+      get: () => {
+        hook()
+        return dims[0]
+      },
+      enumerable: true,
+    })
   }
   return shape
 }

@@ -10,8 +10,20 @@ async function main(): Promise<void> {
   const start = Date.now()
   const result =
     mode === 'apply'
-      ? { changes: (await constrainModel(input!, { constraint, match: constraint === undefined ? undefined : /weight$/, ...target })).changes.map((c) => ({ name: c.name, unitsRescaled: c.unitsRescaled })) }
-      : { weights: (await inspectModel(input!, { constraint, match: /weight$/ })).weights.map((w) => ({ name: w.name, exceeding: w.exceeding, max: w.norms?.max ?? null, nan: w.nan })) }
+      ? {
+          changes: (await constrainModel(input!, { constraint, match: constraint === undefined ? undefined : /weight$/, ...target })).changes.map((c) => ({
+            name: c.name,
+            unitsRescaled: c.unitsRescaled,
+          })),
+        }
+      : {
+          weights: (await inspectModel(input!, { constraint, match: /weight$/ })).weights.map((w) => ({
+            name: w.name,
+            exceeding: w.exceeding,
+            max: w.norms?.max ?? null,
+            nan: w.nan,
+          })),
+        }
   // maxRSS is in KiB.
   process.stdout.write(JSON.stringify({ ...result, maxRssBytes: process.resourceUsage().maxRSS * 1024, ms: Date.now() - start }))
 }

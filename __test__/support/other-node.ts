@@ -26,13 +26,18 @@ export function otherNode(major: number): { node: string } | { skip: string } {
   try {
     rmSync(dir, { recursive: true, force: true })
     mkdirSync(dir, { recursive: true })
-    execFileSync('npm', ['pack', `node-linux-${process.arch}@${version}`, '--silent', '--pack-destination', dir], { stdio: 'pipe', timeout: 300_000 })
+    execFileSync('npm', ['pack', `node-linux-${process.arch}@${version}`, '--silent', '--pack-destination', dir], {
+      stdio: 'pipe',
+      timeout: 300_000,
+    })
     const tarball = readdirSync(dir).find((name) => name.endsWith('.tgz'))
     if (tarball === undefined) return { skip: 'npm pack produced no tarball' }
     execFileSync('tar', ['xzf', tarball], { cwd: dir, stdio: 'pipe' })
     rmSync(join(dir, tarball))
     return existsSync(node) ? { node } : { skip: `the package has no bin/node` }
   } catch (error) {
-    return { skip: `could not fetch node-linux-${process.arch}@${version} from the npm registry: ${(error as Error).message.split('\n')[0]}` }
+    return {
+      skip: `could not fetch node-linux-${process.arch}@${version} from the npm registry: ${(error as Error).message.split('\n')[0]}`,
+    }
   }
 }

@@ -94,7 +94,5 @@ function tryLoad(): TfjsNodeStatus {
 
 /** One line for logs: what was loaded, or why not. */
 export function describeTfjsNode(status: TfjsNodeStatus = loadTfjsNode()): string {
-  return status.available
-    ? `tfjs-node ${status.tfjsNodeVersion} on TensorFlow ${status.tensorflowVersion}`
-    : `tfjs-node unavailable: ${status.reason}`
+  return status.available ? `tfjs-node ${status.tfjsNodeVersion} on TensorFlow ${status.tensorflowVersion}` : `tfjs-node unavailable: ${status.reason}`
 }

@@ -101,11 +101,7 @@ export function tfjsNodeApply(backend: NodeBackend, tensor: Tensor, constraint: 
  * freed as tfjs frees them); false, with nothing changed, when the path does not apply. The
  * `spec` is cached per `constraints` array: pass the same array at every step.
  */
-export function tfjsNodeConstrainVariables(
-  backend: NodeBackend,
-  variables: readonly Variable[],
-  constraints: readonly NativeConstraint[],
-): boolean {
+export function tfjsNodeConstrainVariables(backend: NodeBackend, variables: readonly Variable[], constraints: readonly NativeConstraint[]): boolean {
   if (variables.length === 0 || !tfOpsStatus().available) return false
   for (const variable of variables) if (!backend.tensorMap.has(variable.dataId)) return false
   let spec = specOfList.get(constraints)

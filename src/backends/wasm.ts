@@ -28,12 +28,7 @@ export interface WasmBackend {
 /** Whether `backend` looks like tfjs' wasm backend (the parts used here, checked defensively). */
 export function isWasmBackend(backend: unknown): backend is WasmBackend {
   const b = backend as Partial<WasmBackend> | null
-  return (
-    b != null &&
-    b.wasm?.HEAPU8 instanceof Uint8Array &&
-    typeof b.dataIdMap?.get === 'function' &&
-    typeof b.makeOutput === 'function'
-  )
+  return b != null && b.wasm?.HEAPU8 instanceof Uint8Array && typeof b.dataIdMap?.get === 'function' && typeof b.makeOutput === 'function'
 }
 
 /** The float32 heap offset of a tensor's data, or undefined when it has none we can use. */
@@ -77,12 +72,7 @@ export function wasmApply(tf: TfModule, backend: WasmBackend, tensor: Tensor, co
  * copies) is constrained where it is; one sharing its data (a clone, a reshape, its initial value)
  * gets a new buffer written from the old one, then is assigned it.
  */
-export function wasmConstrainVariables(
-  tf: TfModule,
-  backend: WasmBackend,
-  variables: readonly Variable[],
-  constraints: readonly NativeConstraint[],
-): boolean {
+export function wasmConstrainVariables(tf: TfModule, backend: WasmBackend, variables: readonly Variable[], constraints: readonly NativeConstraint[]): boolean {
   if (variables.length === 0 || variables.length !== constraints.length) return false
   for (const variable of variables) if (offsetOf(backend, variable.dataId) === undefined) return false
   const outputs: (Tensor | undefined)[] = variables.map((variable) =>

@@ -42,7 +42,10 @@ ${EXIT_CODES}`,
           }),
         ),
       )
-      writeHtml(o.html, results.map((r) => r.report))
+      writeHtml(
+        o.html,
+        results.map((r) => r.report),
+      )
       if (o.json) {
         const json = results.map((r) => ({ output: r.output, changes: r.changes, report: toJson(r.report) }))
         process.stdout.write(`${JSON.stringify(o.paths.length === 1 ? json[0] : json, null, 2)}\n`)

@@ -41,9 +41,13 @@ export const COMMON_OPTIONS = `  --constraint C  a constraint for the weights --
 function parseAxis(text: string): Axis {
   const t = text.trim()
   if (t === 'all' || t === 'null' || t === 'none') return null
-  const list = t.replace(/^\[|\]$/g, '').split(',').filter((s) => s.trim() !== '')
+  const list = t
+    .replace(/^\[|\]$/g, '')
+    .split(',')
+    .filter((s) => s.trim() !== '')
   const numbers = list.map((s) => Number(s))
-  if (numbers.length === 0 || numbers.some((n) => !Number.isInteger(n))) throw new UsageError(`--axis: expected an integer, a list like 0,1,2 or 'all', got '${text}'`)
+  if (numbers.length === 0 || numbers.some((n) => !Number.isInteger(n)))
+    throw new UsageError(`--axis: expected an integer, a list like 0,1,2 or 'all', got '${text}'`)
   return numbers.length === 1 && !t.startsWith('[') ? numbers[0]! : numbers
 }
 
@@ -107,7 +111,10 @@ export function parseFileOptions(args: string[], allowed: readonly string[]): Fi
 export async function withProgress<T>(quiet: boolean, run: (onProgress?: (file: number, done: number, total: number) => void) => Promise<T>): Promise<T> {
   if (quiet || !process.stderr.isTTY) return run(undefined)
   const { SingleBar, Presets } = await import('cli-progress')
-  const bar = new SingleBar({ stream: process.stderr, format: ' {bar} {percentage}% | {value}/{total} MB | ETA {eta}s', hideCursor: true, clearOnComplete: true }, Presets.shades_classic)
+  const bar = new SingleBar(
+    { stream: process.stderr, format: ' {bar} {percentage}% | {value}/{total} MB | ETA {eta}s', hideCursor: true, clearOnComplete: true },
+    Presets.shades_classic,
+  )
   const done = new Map<number, number>()
   const totals = new Map<number, number>()
   bar.start(1, 0)

@@ -7,10 +7,16 @@ import { join } from 'node:path'
 import { UsageError, type Command } from './command'
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
-  inspect: { summary: 'per-unit norms, constraints and NaN/Inf of model files (safetensors, npy/npz, tfjs)', load: async () => (await import('./inspect')).command },
+  inspect: {
+    summary: 'per-unit norms, constraints and NaN/Inf of model files (safetensors, npy/npz, tfjs)',
+    load: async () => (await import('./inspect')).command,
+  },
   apply: { summary: 'apply the constraints a model declares (or --constraint) and write it atomically', load: async () => (await import('./apply')).command },
   check: { summary: 'exit status 1 if a weight breaks its constraint or holds NaN/Inf (for CI)', load: async () => (await import('./check')).command },
-  'setup-tfjs-node': { summary: 'build @tensorflow/tfjs-node from npm + PyPI into this project (Linux x64)', load: async () => (await import('./setup-tfjs-node')).command },
+  'setup-tfjs-node': {
+    summary: 'build @tensorflow/tfjs-node from npm + PyPI into this project (Linux x64)',
+    load: async () => (await import('./setup-tfjs-node')).command,
+  },
 }
 
 function version(): string {

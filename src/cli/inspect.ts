@@ -29,7 +29,10 @@ ${EXIT_CODES}`,
         ),
       )
       writeHtml(o.html, reports)
-      if (o.json) process.stdout.write(`${JSON.stringify(reports.length === 1 && o.paths.length === 1 ? toJson(reports[0]!, o.norms) : reports.map((r) => toJson(r, o.norms)), null, 2)}\n`)
+      if (o.json)
+        process.stdout.write(
+          `${JSON.stringify(reports.length === 1 && o.paths.length === 1 ? toJson(reports[0]!, o.norms) : reports.map((r) => toJson(r, o.norms)), null, 2)}\n`,
+        )
       else for (const r of reports) process.stdout.write(formatTable(r))
       return 0
     } catch (error) {

@@ -12,7 +12,7 @@
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import type { NativeCrcPatch, NativeOutputFile, NativePiece, NativeTensorTask } from '../native/index.js'
+import type { NativeCrcPatch, NativeOutputFile, NativePiece, NativeTensorTask } from '../binding'
 import { axisAdvice, nativeAxes, reportAxis, toNative } from './constraints'
 import { WeightFileError, fromFs } from './errors'
 import {
@@ -108,7 +108,11 @@ function checkWritable(model: StoredModel, selected: Selected[], options: Constr
   for (const s of selected) {
     if (s.constraint === undefined) continue
     if (!s.stored.float) {
-      throw new WeightFileError('unsupported', model.path, `weight ${JSON.stringify(s.stored.name)}: a constraint needs a floating-point tensor, got ${s.stored.dtype}`)
+      throw new WeightFileError(
+        'unsupported',
+        model.path,
+        `weight ${JSON.stringify(s.stored.name)}: a constraint needs a floating-point tensor, got ${s.stored.dtype}`,
+      )
     }
     if (s.stored.quantized && !options.dequantize) {
       throw new WeightFileError(
@@ -178,7 +182,7 @@ export async function constrainModel(path: string, options: ConstrainOptions = {
   const tasks = constrained.map((s) => applyTask(s, options.dequantize === true))
   const total = model.fileSizes.reduce((a, b) => a + b, 0) + tasks.reduce((n, t) => n + t.tensor.segments.reduce((m, g) => m + g.length, 0), 0)
   let output: string
-  let outcomes
+  let outcomes: Awaited<ReturnType<typeof runJob>>
   if (model.format === 'tfjs') {
     ;({ output, outcomes } = await writeTfjs(model, constrained, tasks, options, total))
   } else {
@@ -262,7 +266,7 @@ async function writeTfjs(
     workDir = sourceDir
   } else {
     finalDir = resolve(options.out!)
-    if (finalDir === sourceDir) throw new WeightFileError('request', jsonPath, '--out names the model\'s own folder; pass --in-place to replace it')
+    if (finalDir === sourceDir) throw new WeightFileError('request', jsonPath, "--out names the model's own folder; pass --in-place to replace it")
     if (existsSync(finalDir) && (!statSync(finalDir).isDirectory() || readdirSync(finalDir).length > 0)) {
       throw new WeightFileError('request', finalDir, 'the output of a tfjs model is a folder, and this one exists and is not empty')
     }
@@ -289,7 +293,11 @@ async function writeTfjs(
       group.paths = group.paths.map((p, k) => {
         const name = shardName(p)
         newShardNames.push(name)
-        outputs.push({ path: join(workDir, name), display: join(finalDir, name), pieces: mirrorPieces(shardFiles[k]!, model.fileSizes[shardFiles[k]!]!, tasks) })
+        outputs.push({
+          path: join(workDir, name),
+          display: join(finalDir, name),
+          pieces: mirrorPieces(shardFiles[k]!, model.fileSizes[shardFiles[k]!]!, tasks),
+        })
         return name
       })
       return
@@ -328,7 +336,7 @@ async function writeTfjs(
   })
   // Shards in subfolders (paths like "weights/group1-shard1of1.bin").
   for (const o of outputs) mkdirSync(dirname(o.path), { recursive: true })
-  let outcomes
+  let outcomes: Awaited<ReturnType<typeof runJob>>
   try {
     outcomes = await runJob({ inputs: model.files, outputs, tensors: tasks, crcPatches: [] }, true, total, options.onProgress, model.path)
   } catch (error) {

@@ -4,8 +4,8 @@
  * and from there into the native job's resolved parameters. Also: the axes norms are reported
  * along, the bound check, and the axis advice of `checkConstraintAxes`.
  */
-import type { NativeAxes, NativeFileConstraint } from '../native/index.js'
-import { checkConstraintAxes, perUnitAxes, type LayerLike } from '../axes'
+import type { NativeAxes, NativeFileConstraint } from '../binding'
+import { checkConstraintAxes, perUnitAxes, type LayerLike } from '../per-unit-axes'
 import { MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm, type Axis } from '../constraints'
 import { deserialize, serialize, type ConstraintIdentifier } from '../serialization'
 import { weightKey } from './keras-config'

@@ -2,7 +2,7 @@
  * Errors about files. Every message names the file and the problem; the CLI prints it as it is
  * and exits with status 2.
  */
-import type { NativeFileError } from '../native/index.js'
+import type { NativeFileError } from '../binding'
 
 /** `invalid`: the file is damaged or lies; `unsupported`; `io`: the OS refused; `request`: the request does not fit the file. */
 export type FileErrorKind = 'invalid' | 'unsupported' | 'io' | 'request' | 'internal'

@@ -3,7 +3,7 @@
  * along that constraint's axis (or the layer's per-unit axes), NaN/Inf counts and the axis
  * advice of `checkConstraintAxes`.
  */
-import type { NativeOutcome, NativeTensorTask } from '../native/index.js'
+import type { NativeOutcome, NativeTensorTask } from '../binding'
 import type { Axis } from '../constraints'
 import {
   axisAdvice,
@@ -155,18 +155,15 @@ export function inspectTask(s: Selected, axisOverride: Axis | undefined): Native
   }
 }
 
-export function weightReport(
-  s: Selected,
-  outcome: NativeOutcome | undefined,
-  axis: Axis,
-  advice: string | null,
-  after = false,
-): WeightReport {
+export function weightReport(s: Selected, outcome: NativeOutcome | undefined, axis: Axis, advice: string | null, after = false): WeightReport {
   const { stored, constraint } = s
   const norms = outcome === undefined ? null : after ? outcome.normsAfter : outcome.norms
-  const counts = outcome === undefined ? { nan: 0, inf: 0, negative: 0 } : after
-    ? { nan: outcome.nanAfter, inf: outcome.infAfter, negative: outcome.negativeAfter }
-    : { nan: outcome.nan, inf: outcome.inf, negative: outcome.negative }
+  const counts =
+    outcome === undefined
+      ? { nan: 0, inf: 0, negative: 0 }
+      : after
+        ? { nan: outcome.nanAfter, inf: outcome.infAfter, negative: outcome.negativeAfter }
+        : { nan: outcome.nan, inf: outcome.inf, negative: outcome.negative }
   const exceeding = norms === null ? 0 : countViolations(constraint, norms, tolerance(stored.dtype))
   const nonNegViolation = constraint?.kindName() === 'NonNeg' && counts.negative > 0
   return {
@@ -210,9 +207,7 @@ export async function inspectModel(path: string, options: InspectOptions = {}): 
   const outcomes = await runJob({ inputs: model.files, outputs: [], tensors: tasks, crcPatches: [] }, false, total, options.onProgress, path)
   const byWeight = new Map(float.map((s, i) => [s, outcomes[i]]))
   const advice = axisAdvice(selected)
-  const weights = selected.map((s) =>
-    weightReport(s, byWeight.get(s), reportAxis(s.stored, s.constraint, options.axis), advice.get(s.stored.name) ?? null),
-  )
+  const weights = selected.map((s) => weightReport(s, byWeight.get(s), reportAxis(s.stored, s.constraint, options.axis), advice.get(s.stored.name) ?? null))
   return {
     path,
     format: model.format,

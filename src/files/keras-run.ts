@@ -2,7 +2,7 @@
 import { basename, dirname, join } from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { rmSync } from 'node:fs'
-import type { NativeOutcome } from '../native/index.js'
+import type { NativeOutcome } from '../binding'
 import { MaxNorm, NativeBackedConstraint, type Axis } from '../constraints'
 import { axisAdvice, reportAxis, type FileConstraint } from './constraints'
 import { WeightFileError } from './errors'
@@ -71,9 +71,18 @@ function outcome(before: Values, after: Values | null, shape: number[], axis: Ax
   }
 }
 
-function report(path: string, model: KerasModel, selected: Selected[], outcomes: Map<Selected, NativeOutcome>, options: InspectOptions, after: boolean): ModelReport {
+function report(
+  path: string,
+  model: KerasModel,
+  selected: Selected[],
+  outcomes: Map<Selected, NativeOutcome>,
+  options: InspectOptions,
+  after: boolean,
+): ModelReport {
   const advice = axisAdvice(selected)
-  const weights = selected.map((s) => weightReport(s, outcomes.get(s), reportAxis(s.stored, s.constraint, options.axis), advice.get(s.stored.name) ?? null, after && s.constraint !== undefined))
+  const weights = selected.map((s) =>
+    weightReport(s, outcomes.get(s), reportAxis(s.stored, s.constraint, options.axis), advice.get(s.stored.name) ?? null, after && s.constraint !== undefined),
+  )
   return { path, format: model.format, files: [model.path], bytes: model.bytes, weights, violations: weights.filter((w) => w.violation).length }
 }
 
@@ -103,7 +112,12 @@ export async function constrainKeras(
   for (const s of selected) {
     if (s.constraint === undefined) continue
     const v = values.get(s.stored)
-    if (!v) throw new WeightFileError('unsupported', path, `weight ${JSON.stringify(s.stored.name)}: a constraint needs a float32 or float64 tensor, got ${s.stored.dtype}`)
+    if (!v)
+      throw new WeightFileError(
+        'unsupported',
+        path,
+        `weight ${JSON.stringify(s.stored.name)}: a constraint needs a float32 or float64 tensor, got ${s.stored.dtype}`,
+      )
     const c = s.constraint as FileConstraint
     if (!(c instanceof NativeBackedConstraint)) continue
     const after = c.applyCopy(v, s.stored.shape) as Values

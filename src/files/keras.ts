@@ -13,7 +13,7 @@ import { copyFileSync, closeSync, fsyncSync, openSync, readSync, rmSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as zlib from 'node:zlib'
-import * as native from '../native/index.js'
+import * as native from '../binding'
 import { WeightFileError, fromFs, fromNative } from './errors'
 import { configLayers, declaredConstraint, type ConfigLayer } from './keras-config'
 
@@ -266,7 +266,10 @@ function kerasWeights(file: H5File, byName: Map<string, ConfigLayer>): KerasWeig
       const layerName = name !== undefined && byName.has(name) ? name : owner
       const layer = layerName === undefined ? undefined : byName.get(layerName)
       const order = layer === undefined ? undefined : VAR_NAMES[layer.className]
-      const indices = vars.keys().filter((k) => /^\d+$/.test(k)).sort((a, b) => Number(a) - Number(b))
+      const indices = vars
+        .keys()
+        .filter((k) => /^\d+$/.test(k))
+        .sort((a, b) => Number(a) - Number(b))
       for (const i of indices) {
         const weightKey = order?.[Number(i)] ?? `vars/${i}`
         out.push(datasetOf(file, `${child}/${i}`, `${layerName ?? path}/${weightKey}`, order === undefined ? undefined : layer, weightKey))
@@ -305,7 +308,10 @@ export async function writeKeras(model: KerasModel, updates: Map<string, Float32
     try {
       for (const [dataset, values] of updates) {
         const d = file.get(dataset) as H5Dataset
-        d.write_slice((d.shape ?? []).map((n) => [0, n] as [number, number]), values)
+        d.write_slice(
+          (d.shape ?? []).map((n) => [0, n] as [number, number]),
+          values,
+        )
       }
       file.flush()
     } finally {

@@ -5,8 +5,8 @@
  */
 import { readFileSync, statSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
-import * as native from '../native/index.js'
-import type { NativeDtype, NativeSegment } from '../native/index.js'
+import * as native from '../binding'
+import type { NativeDtype, NativeSegment } from '../binding'
 import { WeightFileError, fromFs, fromNative } from './errors'
 import { configLayers, declaredConstraint, layerOfWeight, type ConfigLayer } from './keras-config'
 
@@ -72,7 +72,7 @@ function size(path: string, display = path): number {
 
 /** Which format a path is, from its name (and, for directories, their model.json). */
 export function detectFormat(path: string): WeightFormat {
-  let stat
+  let stat: ReturnType<typeof statSync>
   try {
     stat = statSync(path)
   } catch (error) {
@@ -86,11 +86,7 @@ export function detectFormat(path: string): WeightFormat {
   if (lower.endsWith('.json')) return 'tfjs'
   if (lower.endsWith('.keras')) return 'keras'
   if (lower.endsWith('.h5') || lower.endsWith('.hdf5')) return 'h5'
-  throw new WeightFileError(
-    'unsupported',
-    path,
-    'unknown format: expected a .safetensors, .npy, .npz, .keras or .h5 file or a tfjs model.json (or its folder)',
-  )
+  throw new WeightFileError('unsupported', path, 'unknown format: expected a .safetensors, .npy, .npz, .keras or .h5 file or a tfjs model.json (or its folder)')
 }
 
 export function loadModel(path: string): StoredModel {
@@ -145,7 +141,11 @@ function loadSafetensors(path: string): StoredModel {
 function npyWeight(path: string, name: string, offset: number, available: number, file: number): StoredWeight {
   const header = native.readNpyHeader(path, offset, available)
   if (header.error) {
-    throw new WeightFileError(header.error.kind as 'invalid', path, name === '' ? header.error.message : `entry ${JSON.stringify(name)}: ${header.error.message}`)
+    throw new WeightFileError(
+      header.error.kind as 'invalid',
+      path,
+      name === '' ? header.error.message : `entry ${JSON.stringify(name)}: ${header.error.message}`,
+    )
   }
   return weight({
     name,

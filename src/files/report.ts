@@ -6,7 +6,16 @@ import type { Axis } from '../constraints'
 import type { ModelReport, WeightReport } from './inspect'
 import type { ConstrainResult } from './constrain'
 
-const fmt = (n: number): string => (Number.isNaN(n) ? 'NaN' : !Number.isFinite(n) ? (n > 0 ? 'inf' : '-inf') : Math.abs(n) >= 1e4 || (Math.abs(n) < 1e-3 && n !== 0) ? n.toExponential(3) : n.toPrecision(4))
+const fmt = (n: number): string =>
+  Number.isNaN(n)
+    ? 'NaN'
+    : !Number.isFinite(n)
+      ? n > 0
+        ? 'inf'
+        : '-inf'
+      : Math.abs(n) >= 1e4 || (Math.abs(n) < 1e-3 && n !== 0)
+        ? n.toExponential(3)
+        : n.toPrecision(4)
 
 export function axisText(axis: Axis): string {
   return axis === null ? 'all' : Array.isArray(axis) ? `[${axis.join(',')}]` : String(axis)
@@ -38,7 +47,11 @@ export function formatTable(report: ModelReport): string {
     w.nan + w.inf === 0 ? '0' : `${w.nan}/${w.inf}`,
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
-  const line = (cells: string[]): string => cells.map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd()
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i >= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd()
   const out = [`${report.path} (${report.format}, ${report.weights.length} weights, ${report.bytes} bytes)`, line(header), ...rows.map(line)]
   for (const w of report.weights) {
     if (w.axisAdvice !== null) out.push(`  axis: ${w.axisAdvice}`)
@@ -69,7 +82,7 @@ export function toJson(report: ModelReport, norms = false): unknown {
   }
 }
 
-const escape = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+const escapeHtml = (s: string): string => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
 
 /** An SVG histogram of `norms` with the bound drawn as lines. */
 export function histogramSvg(norms: Float64Array, bound: { min: number; max: number } | null, title: string): string {
@@ -107,12 +120,17 @@ export function histogramSvg(norms: Float64Array, bound: { min: number; max: num
       ? ''
       : [...new Set([bound.min, bound.max])]
           .filter((b) => b > lo && b < hi)
-          .map((b) => `<line x1="${x(b).toFixed(1)}" x2="${x(b).toFixed(1)}" y1="${pad.top}" y2="${pad.top + plotH}" stroke="#222" stroke-dasharray="4 3"/><text x="${(x(b) + 3).toFixed(1)}" y="${pad.top + 10}" font-size="10">bound ${fmt(b)}</text>`)
+          .map(
+            (b) =>
+              `<line x1="${x(b).toFixed(1)}" x2="${x(b).toFixed(1)}" y1="${pad.top}" y2="${pad.top + plotH}" stroke="#222" stroke-dasharray="4 3"/><text x="${(x(b) + 3).toFixed(1)}" y="${pad.top + 10}" font-size="10">bound ${fmt(b)}</text>`,
+          )
           .join('')
-  const ticks = [lo, (lo + hi) / 2, hi].map((v) => `<text x="${x(v).toFixed(1)}" y="${height - 10}" font-size="10" text-anchor="middle">${fmt(v)}</text>`).join('')
+  const ticks = [lo, (lo + hi) / 2, hi]
+    .map((v) => `<text x="${x(v).toFixed(1)}" y="${height - 10}" font-size="10" text-anchor="middle">${fmt(v)}</text>`)
+    .join('')
   return (
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="${escape(title)}">` +
-    `<text x="${pad.left}" y="12" font-size="11">${escape(title)}: ${norms.length} unit norms, max ${top} per bin</text>` +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(title)}">` +
+    `<text x="${pad.left}" y="12" font-size="11">${escapeHtml(title)}: ${norms.length} unit norms, max ${top} per bin</text>` +
     `<line x1="${pad.left}" x2="${width - pad.right}" y1="${pad.top + plotH}" y2="${pad.top + plotH}" stroke="#888"/>` +
     bars +
     lines +
@@ -127,17 +145,20 @@ export function formatHtml(reports: readonly ModelReport[]): string {
     const rows = report.weights
       .map(
         (w) =>
-          `<tr class="${w.violation ? 'bad' : ''}"><td>${escape(w.name)}</td><td>[${w.shape.join(', ')}]</td><td>${w.dtype}</td><td>${escape(constraintText(w))}</td>` +
+          `<tr class="${w.violation ? 'bad' : ''}"><td>${escapeHtml(w.name)}</td><td>[${w.shape.join(', ')}]</td><td>${w.dtype}</td><td>${escapeHtml(constraintText(w))}</td>` +
           `<td>${w.norms === null ? '-' : axisText(w.axis)}</td><td>${w.norms === null ? '-' : `${fmt(w.norms.min)} / ${fmt(w.norms.median)} / ${fmt(w.norms.max)}`}</td>` +
           `<td>${w.constraint === null ? '-' : w.exceeding}</td><td>${w.nan}/${w.inf}</td></tr>`,
       )
       .join('\n')
     const pictures = report.weights
       .filter((w) => w.constraint !== null && w.unitNorms !== null && w.unitNorms.length > 0)
-      .map((w) => `<figure>${histogramSvg(w.unitNorms!, w.bound, w.name)}${w.axisAdvice === null ? '' : `<figcaption>${escape(w.axisAdvice)}</figcaption>`}</figure>`)
+      .map(
+        (w) =>
+          `<figure>${histogramSvg(w.unitNorms!, w.bound, w.name)}${w.axisAdvice === null ? '' : `<figcaption>${escapeHtml(w.axisAdvice)}</figcaption>`}</figure>`,
+      )
       .join('\n')
     return (
-      `<section><h2>${escape(report.path)}</h2><p>${report.format}, ${report.weights.length} weights, ${report.violations} with a violation</p>` +
+      `<section><h2>${escapeHtml(report.path)}</h2><p>${report.format}, ${report.weights.length} weights, ${report.violations} with a violation</p>` +
       `<table><tr><th>weight</th><th>shape</th><th>dtype</th><th>constraint</th><th>axis</th><th>norm min / median / max</th><th>over bound</th><th>NaN/Inf</th></tr>\n${rows}</table>\n` +
       `${pictures || '<p>No constrained weights.</p>'}</section>`
     )

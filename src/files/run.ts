@@ -1,5 +1,5 @@
 /** Running a native file job with progress, and turning its result into outcomes or an error. */
-import { NativeFileJob, type NativeFilePlan, type NativeOutcome } from '../native/index.js'
+import { NativeFileJob, type NativeFilePlan, type NativeOutcome } from '../binding'
 import { fromNative } from './errors'
 
 /** Called now and then while a job runs, with bytes done and bytes in all. */

@@ -134,6 +134,24 @@ export declare function clipTotalNorm(arrays: Array<Float32Array | Float64Array>
 /** Federated update clipping in place; returns `[norm, clipped ? 1 : 0]`. */
 export declare function clipUpdate(arrays: Array<Float32Array | Float64Array>, clipNorm: number): Array<number>
 
+/** Keras' `backend.epsilon()`, added to every norm in Keras mode. */
+export declare const DEFAULT_EPSILON: number
+
+/** `MaxNorm`'s default `maxValue` (Keras: `max_value=2`). */
+export declare const MAX_NORM_MAX_VALUE: number
+
+/** The largest rank a tensor may have. */
+export declare const MAX_RANK: number
+
+/** `MinMaxNorm`'s default `maxValue` (Keras: `max_value=1.0`). */
+export declare const MIN_MAX_NORM_MAX_VALUE: number
+
+/** `MinMaxNorm`'s default `minValue` (Keras: `min_value=0.0`). */
+export declare const MIN_MAX_NORM_MIN_VALUE: number
+
+/** `MinMaxNorm`'s default `rate` (Keras: `rate=1.0`). */
+export declare const MIN_MAX_NORM_RATE: number
+
 /** Norm axes: `all` (one norm for the tensor) or `list` (negative counts from the end). */
 export interface NativeAxes {
   all: boolean
