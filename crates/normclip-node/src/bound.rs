@@ -4,7 +4,10 @@
 //! `applyBound` is registered as a raw N-API function rather than through `#[napi]`: for a 16-element
 //! tensor the napi-rs call glue (borrow scopes, the External registry lock) cost more than the
 //! work itself (~1,500 of ~3,100 instructions per call, measured with callgrind). The raw callback
-//! reads two arguments, checks the handle's type tag, and runs the plan made at bind time.
+//! reads two arguments, checks the handle's type tag, and runs the plan made at bind time:
+//! 1,787 instructions per call inclusive on a [16] MaxNorm (callgrind, 100,000 calls), of which
+//! 526 are `take_raw` with its one `napi_get_typedarray_info` and 182 the type-tag check; before
+//! the two-phase rewrite it was 1,708.
 
 use std::ffi::c_void;
 use std::ptr;
@@ -15,8 +18,8 @@ use normclip_core::apply::Prepared;
 use normclip_core::{Constraint, Error as CoreError};
 
 use crate::errors::{guard_raw, Failure, Res};
-use crate::read::{Arg, ArrayArg, Reading, Shape};
-use crate::views::{Access, Request};
+use crate::read::{Arg, Reading, Shape};
+use crate::views::Access;
 
 /// Marks our externals, so `applyBound` never reads another addon's pointer as ours.
 const BOUND_TAG: sys::napi_type_tag = sys::napi_type_tag {
@@ -112,18 +115,19 @@ unsafe extern "C" fn apply_bound(
         // during this call (it is an argument).
         let bound = unsafe { &*data.cast::<BoundConstraint>() };
         let wrapped = Env::from_raw(env);
-        let reading = Reading::begin(&wrapped);
+        // Two arguments and no property read: nothing here runs JavaScript, so phase 1 is empty
+        // and the array's type is checked with its view, in one N-API call.
+        let sealed = Reading::begin(&wrapped).seal();
         // SAFETY: `argv[1]` is an argument of this call (undefined when not passed).
         let value = unsafe { Unknown::from_raw_unchecked(env, argv[1]) };
-        let array: ArrayArg = reading.array(&value, Arg::plain("array")).map_err(core)?;
-        let sealed = reading.seal();
         let mut view = sealed
-            .view(&Request::of_shape(
-                &array,
-                bound.shape.dims(),
+            .view_of_value(
+                &value,
+                Arg::plain("array"),
                 bound.shape.len(),
+                Some(bound.shape.dims()),
                 Access::Write,
-            ))
+            )
             .map_err(core)?;
         bound
             .constraint

@@ -469,7 +469,7 @@ pub fn clear_pending_exception(env: sys::napi_env) {
     }
 }
 
-fn typed_array_name(kind: sys::napi_typedarray_type) -> &'static str {
+pub fn typed_array_name(kind: sys::napi_typedarray_type) -> &'static str {
     match kind {
         sys::TypedarrayType::int8_array => "Int8Array",
         sys::TypedarrayType::uint8_array => "Uint8Array",

@@ -10,11 +10,12 @@ use std::ffi::c_void;
 use std::marker::PhantomData;
 use std::ptr;
 
+use napi::bindgen_prelude::JsValue;
 use napi::{sys, Env};
 use normclip_core::{Floats, FloatsMut};
 
 use crate::errors::{Failure, Res};
-use crate::read::{ArrayArg, Dtype};
+use crate::read::{describe, typed_array_name, Arg, ArrayArg, Dtype};
 
 /// The phase-2 token.
 pub struct Sealed<'env> {
@@ -69,7 +70,9 @@ pub struct View<'s> {
     data: *mut c_void,
     len: usize,
     access: Access,
-    shared: bool,
+    // For `is_shared`, asked only by async calls: a sync call makes no N-API call it does not need.
+    env: sys::napi_env,
+    buffer: sys::napi_value,
     _sealed: PhantomData<&'s ()>,
 }
 
@@ -100,19 +103,54 @@ impl<'env> Sealed<'env> {
     }
 
     fn take(&self, request: &Request) -> Res<View<'_>> {
-        let (array, expected, access) = (request.array, request.len, request.access);
+        let array = request.array;
+        self.take_raw(array.raw, Some(array.dtype), array.arg, request)
+    }
+
+    /// The view of a value not looked at in phase 1 (`applyBound`, whose arguments run no
+    /// JavaScript): its type is checked here, from the same N-API call.
+    pub fn view_of_value(
+        &self,
+        value: &napi::bindgen_prelude::Unknown,
+        arg: Arg<'_>,
+        len: usize,
+        shape: Option<&[usize]>,
+        access: Access,
+    ) -> Res<View<'_>> {
+        let placeholder = ArrayArg {
+            raw: value.raw(),
+            dtype: Dtype::F32,
+            arg,
+        };
+        let request = Request {
+            array: &placeholder,
+            len,
+            access,
+            shape,
+        };
+        self.take_raw(value.raw(), None, arg, &request)
+    }
+
+    fn take_raw(
+        &self,
+        raw: sys::napi_value,
+        known: Option<Dtype>,
+        arg: Arg<'_>,
+        request: &Request,
+    ) -> Res<View<'_>> {
+        let (expected, access) = (request.len, request.access);
         let env = self.env.raw();
         let mut kind = 0;
         let mut len = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
         let mut buffer: sys::napi_value = ptr::null_mut();
         let mut offset = 0usize;
-        // SAFETY: `array.raw` is a typed array of this call's scope (checked in phase 1, and an
-        // object's typed-array type never changes); every out-pointer is a valid local.
+        // SAFETY: `raw` is a value of this call's scope; every out-pointer is a valid local. For a
+        // value that is not a typed array napi returns `napi_invalid_arg` and writes nothing.
         let status = unsafe {
             sys::napi_get_typedarray_info(
                 env,
-                array.raw,
+                raw,
                 &mut kind,
                 &mut len,
                 &mut data,
@@ -120,16 +158,30 @@ impl<'env> Sealed<'env> {
                 &mut offset,
             )
         };
-        let arg = array.arg;
-        if status != sys::Status::napi_ok {
-            return Err(Failure::type_error(format!(
-                "{arg}: expected a Float32Array or Float64Array"
-            )));
-        }
+        let dtype = match (status == sys::Status::napi_ok, kind) {
+            (true, sys::TypedarrayType::float32_array) => Dtype::F32,
+            (true, sys::TypedarrayType::float64_array) => Dtype::F64,
+            (true, other) => {
+                return Err(Failure::type_error(format!(
+                    "{arg}: expected a Float32Array or Float64Array, got {}",
+                    typed_array_name(other)
+                )))
+            }
+            (false, _) => {
+                // SAFETY: `raw` is a value of this call's scope.
+                let value = unsafe { napi::bindgen_prelude::Unknown::from_raw_unchecked(env, raw) };
+                return Err(Failure::type_error(format!(
+                    "{arg}: expected a Float32Array or Float64Array, got {}",
+                    describe(&value)
+                )));
+            }
+        };
+        // A phase-1 type is a promise about the object: typed-array types never change.
+        debug_assert!(known.is_none_or(|known| known == dtype));
         if len == 0 && is_detached(env, buffer) {
             return Err(Failure::range(format!(
                 "{arg}: expected an attached buffer, got a detached {} (it was transferred or detached)",
-                array.dtype.name()
+                dtype.name()
             )));
         }
         if len != expected {
@@ -141,18 +193,19 @@ impl<'env> Sealed<'env> {
                 "{arg}: expected length {expected}{product}, got {len}"
             )));
         }
-        if len > 0 && (data.is_null() || !(data as usize).is_multiple_of(array.dtype.size())) {
+        if len > 0 && (data.is_null() || !(data as usize).is_multiple_of(dtype.size())) {
             return Err(Failure::range(format!(
                 "{arg}: its memory is not aligned for a {}",
-                array.dtype.name()
+                dtype.name()
             )));
         }
         Ok(View {
-            dtype: array.dtype,
+            dtype,
             data,
             len,
             access,
-            shared: is_shared(env, buffer),
+            env,
+            buffer,
             _sealed: PhantomData,
         })
     }
@@ -170,7 +223,7 @@ impl View<'_> {
     /// Whether the memory belongs to a SharedArrayBuffer: it can be neither detached nor shrunk,
     /// so a reference to the array keeps it valid (other threads may still write it).
     pub fn is_shared(&self) -> bool {
-        self.shared
+        is_shared(self.env, self.buffer)
     }
 
     /// The start of the memory, for work that holds the array alive in another way.
