@@ -1,26 +1,24 @@
-// `npm run bench:files`: normclip inspect/apply on a safetensors file against `cat FILE > /dev/null`
-// and `cp FILE DEST`, measured in the same run, warm cache, methods taking turns.
-//
-//   npm run bench:files -- [--mb 1024] [--runs 7] [--dir DIR]
+// The `files` suite of `npm run bench` (alone: `npm run bench:files`): normclip inspect/apply on a
+// safetensors file against `cat FILE > /dev/null` and `cp FILE DEST`, measured in the same run,
+// warm cache, methods taking turns. Switches as every suite (bench/harness.ts): --quick (256 MiB,
+// 3 rounds), --update (also bench/results/<cpu kind>/files.md). BENCH_FILES_DIR: where the
+// temporary files go (default the OS temp folder).
 //
 // The file: float32 tensors of [4096, 4096] (64 MiB each) plus a bfloat16 one, all constrained
 // (MaxNorm(1), axis 0: every unit over the bound, so every byte is rewritten). Writes
-// bench/FILES.md with the CPU (lscpu), medians and IQRs, and the ratios the issue sets:
+// files.md with the CPU (lscpu), medians and IQRs, and the ratios the issue sets:
 // inspect ≥ 70% of cat's speed, apply ≥ 50% of cp's.
-import { execFileSync, spawnSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { constrainModel, inspectModel, simdTier } from '../src'
+import { benchArgs, loadNote, loadavg, machine, revision, writeResult } from './harness'
 
-const args = process.argv.slice(2)
-const opt = (name: string, fallback: number | string): string => {
-  const i = args.indexOf(`--${name}`)
-  return i >= 0 && args[i + 1] !== undefined ? args[i + 1]! : String(fallback)
-}
-const megabytes = Number(opt('mb', 1024))
-const runs = Number(opt('runs', 7))
-const dir = mkdtempSync(join(opt('dir', tmpdir()), 'normclip-bench-files-'))
+const args = benchArgs()
+const megabytes = args.quick ? 256 : 1024
+const runs = args.quick ? 3 : 9
+const dir = mkdtempSync(join(process.env['BENCH_FILES_DIR'] ?? tmpdir(), 'normclip-bench-files-'))
 
 function makeFile(path: string): number {
   const tensors: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> = {}
@@ -74,6 +72,7 @@ async function time(f: () => Promise<unknown> | unknown): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  const loadStart = loadavg()
   const input = join(dir, 'model.safetensors')
   const bytes = makeFile(input)
   const out = join(dir, 'out.safetensors')
@@ -95,10 +94,6 @@ async function main(): Promise<void> {
   // One warm-up round (page cache, first-call costs), then rounds in turn.
   for (const f of Object.values(methods)) await f()
   for (let r = 0; r < runs; r++) for (const [name, f] of Object.entries(methods)) times[name]!.push(await time(f))
-  const lscpu = spawnSync('lscpu', { encoding: 'utf8' }).stdout
-  const field = (name: string): string => (lscpu.match(new RegExp(`${name}:\\s*(.*)`))?.[1] ?? '?').trim()
-  const cpu = `${field('Model name')} (family ${field('CPU family')}, model ${field('Model')}; L2 ${field('L2 cache')}, L3 ${field('L3 cache')}; ${field('CPU\\(s\\)')} vCPUs)`
-  const load = spawnSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).stdout.trim()
   const mb = bytes / 2 ** 20
   const row = (name: string): string => {
     const t = times[name]!
@@ -107,15 +102,15 @@ async function main(): Promise<void> {
   const ratio = (a: string, b: string): string => `${((median(times[b]!) / median(times[a]!)) * 100).toFixed(0)}%`
   const text = `# Weight files: normclip against cat and cp
 
-\`npm run bench:files -- --mb ${megabytes} --runs ${runs}\`: one safetensors file of ${mb.toFixed(0)} MiB
+\`npm run bench -- --suite=files\`${args.quick ? ' --quick' : ''} at ${revision()}: one safetensors file of ${mb.toFixed(0)} MiB
 (${Math.floor((megabytes * 2 ** 20 - 2 ** 25) / (4096 * 4096 * 4))} float32 [4096, 4096] tensors and one bfloat16 [4096, 4096]),
 warm page cache, all four commands taking turns, ${runs} rounds after a warm-up. Every tensor is
 constrained (MaxNorm(1), axis 0; every unit is over the bound, so every byte is rewritten).
 normclip runs in process (the library call under the CLI; the CLI adds Node's start-up, ~0.3 s).
 apply includes what cp does not do: fsync of the output before its atomic rename.
 
-CPU: ${cpu}, SIMD tier ${simdTier()}; load average at the end: ${load}. The machine is shared by
-several agents (2 vCPUs): figures are noisy.
+${machine().line}; SIMD tier ${simdTier()}.
+${loadNote(loadStart, loadavg())} The machine is shared by several agents: figures are noisy.
 
 | method | median | IQR | throughput |
 |---|---|---|---|
@@ -127,8 +122,8 @@ ${row('normclip apply')}
 - inspect at **${ratio('normclip inspect', 'cat')}** of cat's speed (goal ≥ 70%)
 - apply at **${ratio('normclip apply', 'cp')}** of cp's speed (goal ≥ 50%)
 `
-  writeFileSync(join(__dirname, 'FILES.md'), text)
-  process.stdout.write(text)
+  const paths = writeResult(args, 'files.md', text)
+  process.stdout.write(`${text}\nbench files: ${paths.join(', ')}\n`)
   rmSync(dir, { recursive: true, force: true })
 }
 

@@ -12,6 +12,7 @@ import { benchArgs, outputDir, writeIndex } from './harness'
 const SUITES = [
   { name: 'constraints', file: 'constraints.ts' }, // MaxNorm against every peer, tensors, training
   { name: 'clipping', file: 'clipping.ts' }, // gradient clipping
+  { name: 'files', file: 'files.ts' }, // weight files: inspect/apply against cat/cp
 ]
 
 const args = benchArgs()
