@@ -133,6 +133,7 @@ fn write_inner(
                     len,
                 } => {
                     copy_range(&inputs, *input, *offset, *len, &mut file, &output.display)?;
+                    crate::tensor::start_writeback(&outputs.files[index], at, *len);
                     progress.fetch_add(*len, Ordering::Relaxed);
                     at += len;
                 }
