@@ -8,7 +8,7 @@ import { UsageError, type Command } from './command'
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
   inspect: {
-    summary: 'per-unit norms, constraints and NaN/Inf of model files (safetensors, npy/npz, tfjs)',
+    summary: 'per-unit norms, constraints and NaN/Inf of model files (safetensors, npy/npz, tfjs, .keras, .h5)',
     load: async () => (await import('./inspect')).command,
   },
   apply: { summary: 'apply the constraints a model declares (or --constraint) and write it atomically', load: async () => (await import('./apply')).command },

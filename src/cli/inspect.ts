@@ -12,7 +12,8 @@ per-unit norm statistics along that constraint's axis (or one norm per output un
 min, median, max, how many units exceed the bound), NaN/Inf counts, and whether the constraint's
 axis gives one norm per output unit (e.g. a Conv2D kernel constrained along axis 0).
 
-PATH: a .safetensors, .npy or .npz file, or a TensorFlow.js model.json (or its folder).
+PATH: a .safetensors, .npy or .npz file, a TensorFlow.js model.json (or its folder), a Keras 3
+.keras or a Keras 2 / legacy .h5 file.
 Files without layer configs report norms over every axis but the last (Keras' layout); pass
 --axis -1 for PyTorch's [out, in].
 
