@@ -8,12 +8,14 @@
 use rayon::prelude::*;
 
 use crate::constraint::{Constraint, SliceOp, SliceRule};
-use crate::element::Element;
+use crate::element::{Element, SquareSum};
 use crate::error::Result;
+use crate::exact::{add_square, Dd, Split};
 use crate::kernels::{Kernels, Tier};
 use crate::layout::{check_length, norms_shape, Axes, Inner, Plan};
 use crate::parallel::{reduction_parts, use_threads};
 use crate::radial::RadialPlan;
+use crate::wide::{Real, Scaled};
 
 /// Rows narrower than this use the flat-stream kernel (`generic::accumulate_narrow`).
 const NARROW_COLUMNS: usize = 32;
@@ -123,7 +125,7 @@ impl Constraint {
         match prepared {
             Prepared::Empty => {}
             Prepared::Norm(plan) => {
-                let mut sums = vec![0.0f64; plan.slices];
+                let mut sums = vec![T::Sum::default(); plan.slices];
                 let mut values = vec![T::ZERO; plan.slices];
                 self.run_norm(plan, out, Some(data), kernels, &mut sums, &mut values);
             }
@@ -152,7 +154,7 @@ impl Constraint {
                 // two heap allocations cost more than the arithmetic.
                 const ON_STACK: usize = 64;
                 if plan.slices <= ON_STACK {
-                    let mut sums = [0.0f64; ON_STACK];
+                    let mut sums = [T::Sum::default(); ON_STACK];
                     let mut values = [T::ZERO; ON_STACK];
                     self.run_norm(
                         plan,
@@ -163,7 +165,7 @@ impl Constraint {
                         &mut values[..plan.slices],
                     );
                 } else {
-                    let mut sums = vec![0.0f64; plan.slices];
+                    let mut sums = vec![T::Sum::default(); plan.slices];
                     let mut values = vec![T::ZERO; plan.slices];
                     self.run_norm(plan, data, None, kernels, &mut sums, &mut values);
                 }
@@ -179,37 +181,28 @@ impl Constraint {
         data: &mut [T],
         source: Option<&[T]>,
         kernels: &Kernels<T>,
-        sums: &mut [f64],
+        sums: &mut [T::Sum],
         values: &mut [T],
     ) {
         let rule = SliceRule::<T>::new(self).expect("norm constraint");
-        slice_sums(
-            source.unwrap_or(data),
-            plan,
-            kernels,
-            sums,
-            rule.needs_exact_small_norms(),
-        );
-        // Slices whose exact norm is beyond the element range get their value in f64, applied by
-        // a scalar pass; the SIMD pass skips them (value ONE).
+        let src: &[T] = match source {
+            Some(source) => source,
+            None => data,
+        };
+        let (exact, mut abnormal) = slice_norms(src, plan, kernels, sums, values);
         // Two tight loops (norms, then values with the rule chosen once) rather than one with
         // every branch inside: on small tensors this per-slice work is a third of a call.
-        let mut any_wide = false;
-        for (value, &sum) in values.iter_mut().zip(sums.iter()) {
-            *value = T::from_f64(sum.sqrt());
-            any_wide |= value.is_infinite() & (sum != f64::INFINITY);
-        }
         rule.values_from_norms(values);
-        let mut wide: Vec<(usize, f64)> = Vec::new();
-        if any_wide {
-            for (slice, (value, &sum)) in values.iter_mut().zip(sums.iter()).enumerate() {
-                let norm64 = sum.sqrt();
-                if T::from_f64(norm64).is_infinite() && norm64.is_finite() {
-                    wide.push((slice, rule.value_wide(norm64)));
-                    *value = T::ONE;
-                }
-            }
-        }
+        abnormal |= values
+            .iter()
+            .fold(false, |any, &v| any | !is_normal_value(v));
+        // Slices whose norm or value is outside the element type's normal range get their value
+        // in the wide arithmetic, applied by a scalar pass; the SIMD pass skips them (value ONE).
+        let wide = if abnormal {
+            wide_values(src, plan, kernels, &rule, sums, values, &exact)
+        } else {
+            Vec::new()
+        };
         let which = match rule.op() {
             SliceOp::Multiply => Which::Multiply,
             SliceOp::Divide => Which::Divide,
@@ -219,6 +212,19 @@ impl Constraint {
             scale_wide(data, plan, &wide, which);
         }
     }
+}
+
+/// A norm the element type holds to full precision (or a zero or NaN slice).
+fn is_plain_norm<T: Element>(n: T) -> bool {
+    n == T::ZERO || n.is_nan() || (n.abs() >= T::MIN_POSITIVE && n.abs() <= T::MAX)
+}
+
+/// A factor or divisor the element type holds to full precision (NaN is not: a NaN slice is
+/// told apart by its norm).
+#[inline(always)]
+fn is_normal_value<T: Element>(v: T) -> bool {
+    let a = v.abs();
+    a >= T::MIN_POSITIVE && a <= T::MAX
 }
 
 /// The keepdims L2 norms of `data` along `axes`, computed as the constraints compute them.
@@ -266,26 +272,24 @@ pub fn norms_into<T: Element>(data: &[T], plan: &Plan, out: &mut [T], kernels: &
         out.fill(T::ZERO);
         return;
     }
-    let mut sums = vec![0.0f64; plan.slices];
-    slice_sums(data, plan, kernels, &mut sums, true);
-    for (value, sum) in out.iter_mut().zip(sums) {
-        *value = T::from_f64(sum.sqrt());
-    }
+    let mut sums = vec![T::Sum::default(); plan.slices];
+    slice_norms(data, plan, kernels, &mut sums, out);
 }
 
-/// Below this a float32 sum of squares may have lost bits to underflow (squares of |x| < 1e-19
-/// are denormal or zero in f32): such slices are summed again with f64 squares.
-const TINY_SUM: f64 = 8.077935669463161e-28; // 2^-90
-
-/// Sums of squares of every slice, in f64, into `sums` (zeroed, one per slice). With
-/// `recheck_zero`, zero sums are double-checked too (a tiny slice's squares may all underflow).
-fn slice_sums<T: Element>(
+/// The norm of every slice into `norms`, with `sums` (zeroed, one per slice) as accumulators.
+///
+/// Slices whose sum may have lost bits (squares that overflowed or underflowed, and zero sums,
+/// which tiny elements can fake) are recomputed exactly ([`exact_norms`]): those exact norms are
+/// returned, by slice, with whether any norm is outside the element type's normal range. Keras'
+/// own sums overflow there (zeros for the slice from MaxNorm and UnitNorm, NaN from MinMaxNorm)
+/// or lose bits: the one place where we deliberately differ from Keras.
+fn slice_norms<T: Element>(
     data: &[T],
     plan: &Plan,
     kernels: &Kernels<T>,
-    sums: &mut [f64],
-    recheck_zero: bool,
-) {
+    sums: &mut [T::Sum],
+    norms: &mut [T],
+) -> (Vec<(usize, Scaled)>, bool) {
     let group_len = plan.group_len();
     let per_group = plan.slices_per_group();
     for group in 0..plan.groups() {
@@ -297,73 +301,304 @@ fn slice_sums<T: Element>(
             Inner::Runs { runs, run_len } => run_sums(block, runs, run_len, out, kernels),
         }
     }
-    let suspect =
-        |sum: f64| sum == f64::INFINITY || (sum < TINY_SUM && (sum > 0.0 || recheck_zero));
-    if T::SQUARES_CAN_OVERFLOW && sums.iter().any(|&sum| suspect(sum)) {
-        recheck_in_f64(data, plan, sums, suspect);
+    let mut any_suspect = false;
+    for (norm, &sum) in norms.iter_mut().zip(sums.iter()) {
+        *norm = T::norm_of_sum(sum);
+        any_suspect |= T::sum_is_suspect(sum);
     }
+    if !any_suspect {
+        // Every other sum gives a norm in the normal range (see `Element::sum_is_suspect`).
+        return (Vec::new(), false);
+    }
+    let suspects: Vec<usize> = (0..sums.len())
+        .filter(|&s| T::sum_is_suspect(sums[s]))
+        .collect();
+    let recomputed = exact_norms(data, plan, &suspects, kernels);
+    let mut abnormal = false;
+    for (&slice, &norm) in suspects.iter().zip(&recomputed) {
+        norms[slice] = T::from_wide(norm);
+        abnormal |= !is_plain_norm(norms[slice]);
+    }
+    (suspects.into_iter().zip(recomputed).collect(), abnormal)
 }
 
-/// Float32 squares overflowed (|x| > 1.8e19) or underflowed (|x| < 1e-19) in some slices. Keras'
-/// float32 sum does the same: on overflow MaxNorm and UnitNorm then return zeros for the slice and
-/// MinMaxNorm NaN (0 · inf); on underflow the norm loses bits. The exact norm is finite unless an
-/// element is infinite, so we recompute those sums with f64 squares and scale by the true norm —
-/// the one place where we deliberately differ from Keras.
-fn recheck_in_f64<T: Element>(
+/// The exact norms of the slices `listed` (sorted), as [`Scaled`] values: a first pass finds each
+/// slice's largest magnitude, a second sums the squares of its elements scaled by the power of
+/// two that brings that magnitude to `[1, 2)` (exact, so no square overflows and none that
+/// matters underflows), as a double-double of exact squares. Elements below 2^-484 of the
+/// largest weigh less than 2^-968 each: they cannot change the rounded norm.
+fn exact_norms<T: Element>(
     data: &[T],
     plan: &Plan,
-    sums: &mut [f64],
-    suspect: impl Fn(f64) -> bool,
-) {
-    let mut exact = vec![0.0f64; plan.slices];
-    for_each_element(data.len(), plan, |index, slice| {
-        exact[slice] += data[index].to_f64() * data[index].to_f64()
+    listed: &[usize],
+    kernels: &Kernels<T>,
+) -> Vec<Scaled> {
+    let (largest, has_nan) = largest_magnitudes(data, plan, listed, kernels);
+    let mut norms: Vec<Scaled> = Vec::with_capacity(listed.len());
+    // The slots with a finite non-zero largest magnitude, their exponent and 2^-exponent as two
+    // exact factors (2^-k alone may not be a double).
+    let mut scaled: Vec<(usize, i64, f64, f64)> = Vec::new();
+    for slot in 0..listed.len() {
+        let max = largest[slot];
+        if has_nan[slot] {
+            norms.push(Scaled::from_f64(f64::NAN));
+            continue;
+        }
+        // 0 and inf are their own norms; anything else is summed below.
+        norms.push(Scaled::from_f64(max));
+        if max > 0.0 && max.is_finite() {
+            let k = Scaled::from_f64(max).exponent();
+            let half = -k / 2;
+            scaled.push((slot, k, pow2(half), pow2(-k - half)));
+        }
+    }
+    if scaled.is_empty() {
+        return norms; // all-zero (or NaN, or infinite) slices: no second pass
+    }
+    let sublist: Vec<usize> = scaled.iter().map(|&(slot, ..)| listed[slot]).collect();
+    let mut sums = vec![(0.0f64, 0.0f64); scaled.len()];
+    walk_slices(data, plan, &sublist, |i, x| {
+        let (_, _, a, b) = scaled[i];
+        let (sum, comp) = &mut sums[i];
+        add_square::<Split>(sum, comp, x.to_f64() * a * b);
     });
-    for (sum, exact) in sums.iter_mut().zip(exact) {
-        if suspect(*sum) {
-            *sum = exact;
+    for (&(slot, k, ..), &(sum, comp)) in scaled.iter().zip(&sums) {
+        norms[slot] = Scaled::from_f64(Dd::new(sum, comp).sqrt()).scale(k);
+    }
+    norms
+}
+
+/// The largest magnitude of each slice `listed` (sorted), and whether it holds a NaN. Where a
+/// group's slices are all listed (a tensor of zeros: every sum is suspect), the SIMD kernels.
+fn largest_magnitudes<T: Element>(
+    data: &[T],
+    plan: &Plan,
+    listed: &[usize],
+    kernels: &Kernels<T>,
+) -> (Vec<f64>, Vec<bool>) {
+    let mut largest = vec![0.0f64; listed.len()];
+    let mut has_nan = vec![false; listed.len()];
+    let group_len = plan.group_len();
+    let per_group = plan.slices_per_group();
+    let exact_walk =
+        |block: &[T], base: usize, slices: &[usize], max: &mut [f64], nan: &mut [bool]| {
+            walk_group(block, plan, base, slices, |slot, x| {
+                let a = x.to_f64().abs();
+                max[slot] = max[slot].max(a);
+                nan[slot] |= a.is_nan();
+            })
+        };
+    let mut group_max: Vec<T> = Vec::new();
+    let mut flags: Vec<T> = Vec::new();
+    for group in 0..plan.groups() {
+        let block = &data[group * group_len..(group + 1) * group_len];
+        let base = plan.group_base(group);
+        let first = listed.partition_point(|&s| s < base);
+        let end = listed.partition_point(|&s| s < base + per_group);
+        if first == end {
+            continue;
+        }
+        let (max, nan) = (&mut largest[first..end], &mut has_nan[first..end]);
+        if end - first < per_group {
+            exact_walk(block, base, &listed[first..end], max, nan);
+            continue;
+        }
+        group_max.clear();
+        group_max.resize(per_group, T::ZERO);
+        flags.clear();
+        flags.resize(per_group, T::ZERO);
+        match plan.inner {
+            Inner::Columns { cols, .. } => {
+                (kernels.largest_columns)(block, cols, &mut group_max, &mut flags)
+            }
+            Inner::Runs { run_len, .. } => {
+                for (j, run) in block.chunks_exact(run_len).enumerate() {
+                    (group_max[j], flags[j]) = (kernels.largest_run)(run);
+                }
+            }
+        }
+        for j in 0..per_group {
+            max[j] = max[j].max(group_max[j].to_f64());
+        }
+        // A flag is NaN where a NaN or an infinity passed: find out which, element by element.
+        let flagged: Vec<usize> = (0..per_group).filter(|&j| flags[j].is_nan()).collect();
+        if !flagged.is_empty() {
+            let slices: Vec<usize> = flagged.iter().map(|&j| base + j).collect();
+            let (mut m, mut n) = (vec![0.0; slices.len()], vec![false; slices.len()]);
+            exact_walk(block, base, &slices, &mut m, &mut n);
+            for (i, &j) in flagged.iter().enumerate() {
+                max[j] = max[j].max(m[i]);
+                nan[j] |= n[i];
+            }
+        }
+    }
+    (largest, has_nan)
+}
+
+/// `2^k` for `|k| <= 1022`.
+fn pow2(k: i64) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+/// The wide values of the slices whose norm or value is outside the element type's normal range
+/// (by slice, sorted); their entries in `values` become ONE, so the SIMD pass skips them.
+///
+/// NaN and infinite norms keep the element-type formula (Keras' semantics: NaN spreads, an
+/// infinite element gives NaN and zeros), and so do slices whose wide value is exactly 0 or 1 (a
+/// factor the element type holds exactly); zero slices are left as they are.
+fn wide_values<T: Element>(
+    data: &[T],
+    plan: &Plan,
+    kernels: &Kernels<T>,
+    rule: &SliceRule<T>,
+    sums: &[T::Sum],
+    values: &mut [T],
+    exact: &[(usize, Scaled)],
+) -> Vec<(usize, Scaled)> {
+    let multiply = rule.op() == SliceOp::Multiply;
+    // One merge walk over the slices and the (sorted) exact norms.
+    let mut candidates: Vec<(usize, Option<Scaled>)> = Vec::new();
+    let mut next = exact.iter().peekable();
+    for (slice, &value) in values.iter().enumerate() {
+        let known = next.next_if(|&&(s, _)| s == slice).map(|&(_, norm)| norm);
+        let norm = known.map_or_else(|| T::norm_of_sum(sums[slice]), T::from_wide);
+        if norm.is_nan() {
+            continue; // NaN spreads through its slice, as in Keras
+        }
+        // A zero slice with a finite factor (non-zero divisor) comes back as it is (±0 · v):
+        // nothing to do.
+        let zero_kept = norm == T::ZERO
+            && !value.is_nan()
+            && !value.is_infinite()
+            && (multiply || value != T::ZERO);
+        if !is_plain_norm(norm) || (!is_normal_value(value) && !zero_kept) {
+            candidates.push((slice, known));
+        }
+    }
+    let missing: Vec<usize> = candidates
+        .iter()
+        .filter(|(_, known)| known.is_none())
+        .map(|&(slice, _)| slice)
+        .collect();
+    if !missing.is_empty() {
+        let mut recomputed = exact_norms(data, plan, &missing, kernels).into_iter();
+        for (_, known) in candidates.iter_mut().filter(|(_, known)| known.is_none()) {
+            *known = recomputed.next();
+        }
+    }
+    let mut wide = Vec::new();
+    for (slice, norm) in candidates {
+        let norm = norm.expect("every candidate has its exact norm");
+        if norm.is_zero() {
+            // A zero slice stays as it is: what any finite value gives it (±0 · v), where the
+            // formula can overflow (MinMaxNorm's min / eps) and make 0 · inf = NaN.
+            values[slice] = T::ONE;
+            continue;
+        }
+        if !norm.is_finite() {
+            continue;
+        }
+        let value = rule.value_wide(norm);
+        if rule.op() == SliceOp::Multiply && (value.is_zero() || value == Scaled::ONE) {
+            values[slice] = T::from_wide(value);
+            continue;
+        }
+        wide.push((slice, value));
+        values[slice] = T::ONE;
+    }
+    wide
+}
+
+/// Calls `f(slot, x)` for every element `x` of the slices `listed` (sorted; `slot` is the index in
+/// `listed`), group by group in memory order.
+fn walk_slices<T: Element>(data: &[T], plan: &Plan, listed: &[usize], mut f: impl FnMut(usize, T)) {
+    let group_len = plan.group_len();
+    let per_group = plan.slices_per_group();
+    for group in 0..plan.groups() {
+        let block = &data[group * group_len..(group + 1) * group_len];
+        let base = plan.group_base(group);
+        let first = listed.partition_point(|&s| s < base);
+        let end = listed.partition_point(|&s| s < base + per_group);
+        if first < end {
+            walk_group(block, plan, base, &listed[first..end], |slot, x| {
+                f(first + slot, x)
+            });
         }
     }
 }
 
-/// Calls `f(index, slice)` for every element, in memory order: the slow, general walk.
-fn for_each_element(len: usize, plan: &Plan, mut f: impl FnMut(usize, usize)) {
-    let group_len = plan.group_len();
-    if len == 0 || group_len == 0 {
-        return;
+/// [`walk_slices`] within one group (`block`, feeding slices from `base`); `listed` holds only
+/// slices of this group.
+fn walk_group<T: Element>(
+    block: &[T],
+    plan: &Plan,
+    base: usize,
+    listed: &[usize],
+    mut f: impl FnMut(usize, T),
+) {
+    match plan.inner {
+        Inner::Columns { cols, .. } => {
+            for row in block.chunks_exact(cols) {
+                for (slot, &slice) in listed.iter().enumerate() {
+                    f(slot, row[slice - base]);
+                }
+            }
+        }
+        Inner::Runs { run_len, .. } => {
+            for (slot, &slice) in listed.iter().enumerate() {
+                let j = slice - base;
+                for &x in &block[j * run_len..(j + 1) * run_len] {
+                    f(slot, x);
+                }
+            }
+        }
     }
+}
+
+/// [`walk_slices`] with each element replaced by `f(slot, x)`.
+fn map_slices<T: Element>(
+    data: &mut [T],
+    plan: &Plan,
+    listed: &[usize],
+    f: impl Fn(usize, T) -> T,
+) {
+    let group_len = plan.group_len();
+    let per_group = plan.slices_per_group();
     for group in 0..plan.groups() {
         let base = plan.group_base(group);
-        let start = group * group_len;
+        let block = &mut data[group * group_len..(group + 1) * group_len];
+        let first = listed.partition_point(|&s| s < base);
+        let end = listed.partition_point(|&s| s < base + per_group);
+        if first == end {
+            continue;
+        }
         match plan.inner {
             Inner::Columns { cols, .. } => {
-                for offset in 0..group_len {
-                    f(start + offset, base + offset % cols);
+                for row in block.chunks_exact_mut(cols) {
+                    for (slot, &slice) in listed.iter().enumerate().take(end).skip(first) {
+                        let x = &mut row[slice - base];
+                        *x = f(slot, *x);
+                    }
                 }
             }
             Inner::Runs { run_len, .. } => {
-                for offset in 0..group_len {
-                    f(start + offset, base + offset / run_len);
+                for (slot, &slice) in listed.iter().enumerate().take(end).skip(first) {
+                    let j = slice - base;
+                    for x in &mut block[j * run_len..(j + 1) * run_len] {
+                        *x = f(slot, *x);
+                    }
                 }
             }
         }
     }
 }
 
-/// Applies f64 values to the slices whose norm is beyond the element range, element by element.
-fn scale_wide<T: Element>(data: &mut [T], plan: &Plan, wide: &[(usize, f64)], which: Which) {
-    let mut by_slice = vec![None; plan.slices];
-    for &(slice, value) in wide {
-        by_slice[slice] = Some(value);
-    }
-    for_each_element(data.len(), plan, |index, slice| {
-        if let Some(value) = by_slice[slice] {
-            let x = data[index].to_f64();
-            data[index] = T::from_f64(match which {
-                Which::Multiply => x * value,
-                Which::Divide => x / value,
-            });
-        }
+/// Applies wide values to their slices, each element rounded once.
+fn scale_wide<T: Element>(data: &mut [T], plan: &Plan, wide: &[(usize, Scaled)], which: Which) {
+    let listed: Vec<usize> = wide.iter().map(|&(s, _)| s).collect();
+    map_slices(data, plan, &listed, |slot, x| match which {
+        Which::Multiply => x.mul_wide(wide[slot].1),
+        Which::Divide => x.div_wide(wide[slot].1),
     });
 }
 
@@ -391,7 +626,7 @@ fn column_sums<T: Element>(
     block: &[T],
     rows: usize,
     cols: usize,
-    out: &mut [f64],
+    out: &mut [T::Sum],
     kernels: &Kernels<T>,
 ) {
     let parts = reduction_parts(block.len());
@@ -401,12 +636,12 @@ fn column_sums<T: Element>(
         return;
     }
     let rows_per_part = rows.div_ceil(parts).max(1);
-    let part_sums = |part: &[T]| -> Vec<f64> {
-        let mut sums = vec![0.0f64; cols];
+    let part_sums = |part: &[T]| -> Vec<T::Sum> {
+        let mut sums = vec![T::Sum::default(); cols];
         add_column_sums(part, cols, period, &mut sums, kernels);
         sums
     };
-    let partials: Vec<Vec<f64>> = if use_threads(block.len()) {
+    let partials: Vec<Vec<T::Sum>> = if use_threads(block.len()) {
         block
             .par_chunks(rows_per_part * cols)
             .map(part_sums)
@@ -416,7 +651,7 @@ fn column_sums<T: Element>(
     };
     for partial in partials {
         for (sum, part) in out.iter_mut().zip(partial) {
-            *sum += part;
+            *sum = sum.merge(part);
         }
     }
 }
@@ -429,29 +664,38 @@ fn add_column_sums<T: Element>(
     block: &[T],
     cols: usize,
     period: Option<usize>,
-    sums: &mut [f64],
+    sums: &mut [T::Sum],
     kernels: &Kernels<T>,
 ) {
+    let per_column = T::SCRATCH_PER_COLUMN;
     match period {
-        Some(period) => {
+        Some(period) if period * per_column <= STACK_SCRATCH => {
             let mut scratch = [T::ZERO; STACK_SCRATCH];
-            let mut lanes = [0.0f64; STACK_SCRATCH];
+            let mut lanes = [T::Sum::default(); STACK_SCRATCH];
             (kernels.accumulate_narrow)(
                 block,
                 period,
-                &mut scratch[..period],
+                &mut scratch[..period * per_column],
                 &mut lanes[..period],
             );
-            for (j, lane) in lanes[..period].iter().enumerate() {
-                sums[j % cols] += lane;
+            for (j, &lane) in lanes[..period].iter().enumerate() {
+                sums[j % cols] = sums[j % cols].merge(lane);
             }
         }
-        None if cols <= STACK_SCRATCH => {
+        Some(period) => {
+            let mut scratch = vec![T::ZERO; period * per_column];
+            let mut lanes = vec![T::Sum::default(); period];
+            (kernels.accumulate_narrow)(block, period, &mut scratch, &mut lanes);
+            for (j, &lane) in lanes.iter().enumerate() {
+                sums[j % cols] = sums[j % cols].merge(lane);
+            }
+        }
+        None if cols * per_column <= STACK_SCRATCH => {
             let mut scratch = [T::ZERO; STACK_SCRATCH];
-            (kernels.accumulate_columns)(block, cols, &mut scratch[..cols], sums);
+            (kernels.accumulate_columns)(block, cols, &mut scratch[..cols * per_column], sums);
         }
         None => {
-            let mut scratch = vec![T::ZERO; cols];
+            let mut scratch = vec![T::ZERO; cols * per_column];
             (kernels.accumulate_columns)(block, cols, &mut scratch, sums);
         }
     }
@@ -462,18 +706,18 @@ fn run_sums<T: Element>(
     block: &[T],
     runs: usize,
     run_len: usize,
-    out: &mut [f64],
+    out: &mut [T::Sum],
     kernels: &Kernels<T>,
 ) {
     if runs == 1 {
         // One long run: fixed parts, summed apart and added in order.
         let parts = reduction_parts(run_len);
         if parts == 1 {
-            out[0] += (kernels.sum_squares)(block);
+            out[0] = out[0].merge((kernels.sum_squares)(block));
             return;
         }
         let part_len = run_len.div_ceil(parts);
-        let partials: Vec<f64> = if use_threads(run_len) {
+        let partials: Vec<T::Sum> = if use_threads(run_len) {
             block
                 .par_chunks(part_len)
                 .map(|part| (kernels.sum_squares)(part))
@@ -484,14 +728,17 @@ fn run_sums<T: Element>(
                 .map(|part| (kernels.sum_squares)(part))
                 .collect()
         };
-        out[0] += partials.iter().fold(0.0, |total, part| total + part);
+        let total = partials
+            .iter()
+            .fold(T::Sum::default(), |total, &part| total.merge(part));
+        out[0] = out[0].merge(total);
     } else if use_threads(block.len()) {
         out.par_iter_mut()
             .zip(block.par_chunks(run_len))
-            .for_each(|(sum, run)| *sum += (kernels.sum_squares)(run));
+            .for_each(|(sum, run)| *sum = sum.merge((kernels.sum_squares)(run)));
     } else {
         for (sum, run) in out.iter_mut().zip(block.chunks_exact(run_len)) {
-            *sum += (kernels.sum_squares)(run);
+            *sum = sum.merge((kernels.sum_squares)(run));
         }
     }
 }
@@ -506,7 +753,6 @@ fn is_identity<T: Element>(value: T) -> bool {
     value == T::ONE
 }
 
-/// The scale pass: every element combined with its slice's value, skipping identity values.
 /// The scale pass: every element combined with its slice's value, skipping identity values.
 /// With a `source`, each chunk is first copied from it (then scaled while still in cache).
 fn scale<T: Element>(

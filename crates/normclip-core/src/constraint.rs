@@ -8,6 +8,7 @@
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::layout::Axes;
+use crate::wide::{Real, Scaled};
 
 /// Keras' `backend.epsilon()`: added to every norm before dividing.
 pub const DEFAULT_EPSILON: f64 = 1e-7;
@@ -162,9 +163,15 @@ impl Constraint {
         Ok(self)
     }
 
-    /// Sets the epsilon added to every norm in Keras mode (default 1e-7).
+    /// Sets the epsilon added to every norm in Keras mode (default 1e-7): a finite number > 0.
+    /// (Below 2^-150 it rounds to 0 in float32, where the formula then has no epsilon; a zero
+    /// slice still stays as it is.)
     pub fn with_epsilon(mut self, epsilon: f64) -> Result<Constraint> {
-        check_bound("epsilon", epsilon)?;
+        if !(epsilon > 0.0 && epsilon.is_finite()) {
+            return Err(Error::range(format!(
+                "epsilon: expected a finite number > 0, got {epsilon}"
+            )));
+        }
         match self.options_mut() {
             Some(options) => options.epsilon = epsilon,
             None if epsilon == DEFAULT_EPSILON => {}
@@ -210,20 +217,94 @@ pub(crate) enum SliceOp {
     Divide,
 }
 
-/// Per-slice formulas of a norm constraint, with its parameters already in the element type the
-/// way Keras' weakly-typed Python floats meet an f32 tensor.
+/// A norm constraint's parameters in one arithmetic, rounded to the element type first (the way
+/// Keras' weakly-typed Python floats meet a float32 tensor), whatever arithmetic they are used in.
+#[derive(Clone, Copy)]
+struct Params<R> {
+    min: R,
+    max: R,
+    rate: R,
+    one_minus_rate: R,
+    epsilon: R,
+}
+
+// The formulas, each written once over [`Real`]: in the element type they round exactly as
+// Keras' float32 (or float64) code; in [`Scaled`] they are the wide path's. Each returns the
+// slice's value: a factor (MaxNorm, MinMaxNorm) or a divisor (UnitNorm).
+
+/// Keras `MaxNorm`: `clip(n, 0, max) / (eps + n)`.
+#[inline(always)]
+fn keras_max<R: Real>(p: &Params<R>, n: R) -> R {
+    clip(n, R::ZERO, p.max).over(p.epsilon.plus(n))
+}
+
+/// Keras `MinMaxNorm`: `(rate · clip(n, min, max) + (1 - rate) · n) / (eps + n)`.
+#[inline(always)]
+fn keras_min_max<R: Real>(p: &Params<R>, n: R) -> R {
+    let desired = p
+        .rate
+        .times(clip(n, p.min, p.max))
+        .plus(p.one_minus_rate.times(n));
+    desired.over(p.epsilon.plus(n))
+}
+
+/// Keras `UnitNorm`: divides by `eps + n`.
+#[inline(always)]
+fn keras_unit<R: Real>(p: &Params<R>, n: R) -> R {
+    p.epsilon.plus(n)
+}
+
+/// Projection onto the unit sphere: divides by `n`; a zero slice stays (NaN divides the slice
+/// into NaN, as every other constraint turns it).
+#[inline(always)]
+fn projection_unit<R: Real>(n: R) -> R {
+    if n > R::ZERO || n.is_nan() {
+        n
+    } else {
+        R::ONE
+    }
+}
+
+/// Projection onto the shell `[min, max]` (MaxNorm: `min = 0`), by `rate` of the way: slices
+/// inside stay (factor 1).
+#[inline(always)]
+fn projection_shell<R: Real>(p: &Params<R>, n: R) -> R {
+    let bound = if n > p.max {
+        p.max
+    } else if n < p.min && n > R::ZERO {
+        p.min
+    } else {
+        return if n.is_nan() { n } else { R::ONE };
+    };
+    // With rate 1 the target is the bound itself: writing it so keeps an infinite norm at a
+    // factor of 0 (as Keras mode does) instead of 0 · inf = NaN.
+    let desired = if p.rate == R::ONE {
+        bound
+    } else {
+        p.rate.times(bound).plus(p.one_minus_rate.times(n))
+    };
+    desired.over(n)
+}
+
+/// numpy's `clip`: NaN stays NaN.
+#[inline(always)]
+fn clip<R: Real>(value: R, low: R, high: R) -> R {
+    if value < low {
+        low
+    } else if value > high {
+        high
+    } else {
+        value
+    }
+}
+
+/// The per-slice formula of a norm constraint, with its parameters in the element type and in
+/// the wide arithmetic.
 pub(crate) struct SliceRule<T> {
     kind: RuleKind,
     mode: Mode,
-    min: T,
-    max: T,
-    rate: T,
-    one_minus_rate: T,
-    epsilon: T,
-    min64: f64,
-    max64: f64,
-    rate64: f64,
-    epsilon64: f64,
+    params: Params<T>,
+    wide: Params<Scaled>,
 }
 
 #[derive(Clone, Copy)]
@@ -248,18 +329,25 @@ impl<T: Element> SliceRule<T> {
             Constraint::UnitNorm { options } => (RuleKind::Unit, 0.0, 1.0, 1.0, options),
             Constraint::NonNeg | Constraint::Radial => return None,
         };
-        Some(SliceRule {
-            kind,
-            mode: options.mode,
+        let params = Params {
             min: T::from_f64(min),
             max: T::from_f64(max),
             rate: T::from_f64(rate),
             one_minus_rate: T::from_f64(1.0 - rate),
             epsilon: T::from_f64(options.epsilon),
-            min64: min,
-            max64: max,
-            rate64: rate,
-            epsilon64: options.epsilon,
+        };
+        let wide = Params {
+            min: params.min.to_wide(),
+            max: params.max.to_wide(),
+            rate: params.rate.to_wide(),
+            one_minus_rate: params.one_minus_rate.to_wide(),
+            epsilon: params.epsilon.to_wide(),
+        };
+        Some(SliceRule {
+            kind,
+            mode: options.mode,
+            params,
+            wide,
         })
     }
 
@@ -270,45 +358,26 @@ impl<T: Element> SliceRule<T> {
         }
     }
 
-    /// The slice's value from its norm, computed in the element type exactly as Keras writes it.
-    pub(crate) fn value(&self, norm: T) -> T {
+    /// The slice's value from its norm, in arithmetic `R` with parameters `p`.
+    #[inline(always)]
+    fn formula<R: Real>(&self, p: &Params<R>, n: R) -> R {
         match (self.mode, self.kind) {
-            (Mode::Keras, RuleKind::Max) => clip(norm, T::ZERO, self.max) / (self.epsilon + norm),
-            (Mode::Keras, RuleKind::MinMax) => {
-                let desired =
-                    self.rate * clip(norm, self.min, self.max) + self.one_minus_rate * norm;
-                desired / (self.epsilon + norm)
-            }
-            (Mode::Keras, RuleKind::Unit) => self.epsilon + norm,
-            (Mode::Projection, RuleKind::Unit) => {
-                // NaN divides the slice into NaN, as every other constraint turns it.
-                if norm > T::ZERO || norm.is_nan() {
-                    norm
-                } else {
-                    T::ONE
-                }
-            }
-            (Mode::Projection, _) => {
-                let bound = if norm > self.max {
-                    self.max
-                } else if norm < self.min && norm > T::ZERO {
-                    self.min
-                } else {
-                    return if norm.is_nan() { norm } else { T::ONE };
-                };
-                // With rate 1 the target is the bound itself: writing it so keeps an infinite norm
-                // at a factor of 0 (as Keras mode does) instead of 0 · inf = NaN.
-                let desired = if self.rate == T::ONE {
-                    bound
-                } else {
-                    self.rate * bound + self.one_minus_rate * norm
-                };
-                desired / norm
-            }
+            (Mode::Keras, RuleKind::Max) => keras_max(p, n),
+            (Mode::Keras, RuleKind::MinMax) => keras_min_max(p, n),
+            (Mode::Keras, RuleKind::Unit) => keras_unit(p, n),
+            (Mode::Projection, RuleKind::Unit) => projection_unit(n),
+            (Mode::Projection, _) => projection_shell(p, n),
         }
     }
 
-    /// Replaces each norm by its slice's value, with the rule's branch taken once for all slices.
+    /// The slice's value from its norm, in the element type exactly as Keras writes it.
+    #[cfg(test)]
+    pub(crate) fn value(&self, norm: T) -> T {
+        self.formula(&self.params, norm)
+    }
+
+    /// Replaces each norm by its slice's value, with the rule's branch taken once for all slices
+    /// (on small tensors this per-slice work is a third of a call).
     pub(crate) fn values_from_norms(&self, norms: &mut [T]) {
         macro_rules! each {
             (|$n:ident| $body:expr) => {
@@ -318,64 +387,20 @@ impl<T: Element> SliceRule<T> {
                 }
             };
         }
-        let (min, max, rate, one_minus_rate, epsilon) = (
-            self.min,
-            self.max,
-            self.rate,
-            self.one_minus_rate,
-            self.epsilon,
-        );
+        let p = &self.params;
         match (self.mode, self.kind) {
-            (Mode::Keras, RuleKind::Max) => each!(|n| clip(n, T::ZERO, max) / (epsilon + n)),
-            (Mode::Keras, RuleKind::MinMax) => {
-                each!(|n| (rate * clip(n, min, max) + one_minus_rate * n) / (epsilon + n))
-            }
-            (Mode::Keras, RuleKind::Unit) => each!(|n| epsilon + n),
-            (Mode::Projection, _) => each!(|n| self.value(n)),
+            (Mode::Keras, RuleKind::Max) => each!(|n| keras_max(p, n)),
+            (Mode::Keras, RuleKind::MinMax) => each!(|n| keras_min_max(p, n)),
+            (Mode::Keras, RuleKind::Unit) => each!(|n| keras_unit(p, n)),
+            (Mode::Projection, RuleKind::Unit) => each!(|n| projection_unit(n)),
+            (Mode::Projection, _) => each!(|n| projection_shell(p, n)),
         }
     }
 
-    /// Whether a zero norm must be told apart from a tiny one (its f32 squares underflowed): only
-    /// when the rule scales small slices up, i.e. projection onto a sphere or shell.
-    pub(crate) fn needs_exact_small_norms(&self) -> bool {
-        self.mode == Mode::Projection && (matches!(self.kind, RuleKind::Unit) || self.min64 > 0.0)
-    }
-
-    /// The slice's value (factor or divisor) in f64, for a norm too large for the element type:
-    /// its squares overflowed f32 although the exact norm is finite. The caller applies it in f64.
-    pub(crate) fn value_wide(&self, norm: f64) -> f64 {
-        let clip64 = |n: f64, lo: f64, hi: f64| n.max(lo).min(hi);
-        match (self.mode, self.kind) {
-            (Mode::Keras, RuleKind::Max) => clip64(norm, 0.0, self.max64) / (self.epsilon64 + norm),
-            (Mode::Keras, RuleKind::MinMax) => {
-                (self.rate64 * clip64(norm, self.min64, self.max64) + (1.0 - self.rate64) * norm)
-                    / (self.epsilon64 + norm)
-            }
-            (Mode::Keras, RuleKind::Unit) => self.epsilon64 + norm,
-            (Mode::Projection, RuleKind::Unit) => norm,
-            (Mode::Projection, _) => {
-                if norm <= self.max64 {
-                    return 1.0;
-                }
-                if self.rate64 == 1.0 {
-                    self.max64 / norm
-                } else {
-                    (self.rate64 * self.max64 + (1.0 - self.rate64) * norm) / norm
-                }
-            }
-        }
-    }
-}
-
-/// numpy's `clip`: NaN stays NaN.
-#[inline]
-fn clip<T: Element>(value: T, low: T, high: T) -> T {
-    if value < low {
-        low
-    } else if value > high {
-        high
-    } else {
-        value
+    /// The slice's value in the wide arithmetic, from its exact norm: for the slices whose norm
+    /// or value is beyond the element type's normal range.
+    pub(crate) fn value_wide(&self, norm: Scaled) -> Scaled {
+        self.formula(&self.wide, norm)
     }
 }
 
@@ -406,6 +431,16 @@ mod tests {
             .unwrap()
             .with_epsilon(-1e-7)
             .is_err());
+        let err = Constraint::max_norm(2.0, Axes::All)
+            .unwrap()
+            .with_epsilon(0.0)
+            .unwrap_err();
+        assert_eq!(err.message, "epsilon: expected a finite number > 0, got 0");
+        assert_eq!(err.kind, crate::ErrorKind::Range);
+        assert!(Constraint::max_norm(2.0, Axes::All)
+            .unwrap()
+            .with_epsilon(1e-300)
+            .is_ok());
         let err = Constraint::unit_norm(Axes::List(vec![0, 0])).unwrap_err();
         assert!(err.message.contains("got 0 twice"), "{}", err.message);
     }

@@ -24,12 +24,14 @@ pub mod constraint;
 mod dispatch;
 pub mod element;
 pub mod error;
+pub mod exact;
 pub mod kernels;
 pub mod layout;
 mod parallel;
 pub mod probe;
 mod radial;
 pub mod spec;
+pub mod wide;
 
 pub use apply::Norms;
 pub use constraint::{Constraint, Mode, DEFAULT_EPSILON};

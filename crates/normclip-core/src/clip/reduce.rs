@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 
 use super::kernels;
-use crate::element::Element;
+use crate::element::{Element, SquareSum};
 use crate::kernels::{Kernels, Tier};
 use crate::layout::{Inner, Plan};
 use crate::parallel::{reduction_parts, use_threads};
@@ -57,7 +57,7 @@ fn over_parts<T: Element, R: Send>(
 
 /// The L2 norm of a contiguous run.
 pub fn l2_norm<T: Element>(data: &[T], k: &Kernels<T>) -> f64 {
-    let sum = over_parts(data, |part| (k.sum_squares)(part), |a, b| a + b).unwrap_or(0.0);
+    let sum = over_parts(data, |part| (k.sum_squares)(part).to_f64(), |a, b| a + b).unwrap_or(0.0);
     if sum.is_nan() {
         return f64::NAN;
     }
@@ -165,21 +165,25 @@ pub fn slice_l2_norms<T: Element>(data: &[T], plan: &Plan, k: &Kernels<T>, norms
         _ => {}
     }
     let mut scratch = match plan.inner {
-        Inner::Columns { cols, .. } => vec![T::ZERO; cols],
+        Inner::Columns { cols, .. } => vec![T::ZERO; cols * T::SCRATCH_PER_COLUMN],
         Inner::Runs { .. } => Vec::new(),
     };
-    // Sums first (in `norms`), square roots after.
+    // Sums first (in the element type's accumulator, then `norms`), square roots after.
+    let mut all_sums = vec![T::Sum::default(); plan.slices];
     for (group, block) in data.chunks_exact(group_len).enumerate() {
         let base = plan.group_base(group);
-        let sums = &mut norms[base..base + per_group];
+        let sums = &mut all_sums[base..base + per_group];
         match plan.inner {
             Inner::Columns { cols, .. } => (k.accumulate_columns)(block, cols, &mut scratch, sums),
             Inner::Runs { run_len, .. } => {
                 for (sum, run) in sums.iter_mut().zip(block.chunks_exact(run_len)) {
-                    *sum += (k.sum_squares)(run);
+                    *sum = sum.merge((k.sum_squares)(run));
                 }
             }
         }
+    }
+    for (norm, sum) in norms.iter_mut().zip(all_sums) {
+        *norm = sum.to_f64();
     }
     let tiny = tiny_sum::<T>();
     let suspect = |sum: f64| !(sum.is_nan() || (sum >= tiny && sum < f64::INFINITY));

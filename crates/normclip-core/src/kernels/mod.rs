@@ -5,6 +5,7 @@
 //! (never a static `target-cpu`), and `NORMCLIP_TIER=portable|avx2|avx512` forces one for tests and
 //! benchmarks.
 
+pub mod compensated;
 pub mod generic;
 
 use std::sync::OnceLock;
@@ -100,11 +101,16 @@ impl Tier {
     }
 }
 
+/// A norm kernel over a block: `(block, columns or period, scratch, sums)`.
+pub type Accumulate<T> = fn(&[T], usize, &mut [T], &mut [<T as Element>::Sum]);
+
 /// The kernels of one tier, as plain function pointers so a call can choose its tier once.
 pub struct Kernels<T: Element> {
-    pub accumulate_columns: fn(&[T], usize, &mut [T], &mut [f64]),
-    pub accumulate_narrow: fn(&[T], usize, &mut [T], &mut [f64]),
-    pub sum_squares: fn(&[T]) -> f64,
+    pub accumulate_columns: Accumulate<T>,
+    pub accumulate_narrow: Accumulate<T>,
+    pub sum_squares: fn(&[T]) -> T::Sum,
+    pub largest_columns: fn(&[T], usize, &mut [T], &mut [T]),
+    pub largest_run: fn(&[T]) -> (T, T),
     pub multiply_columns: fn(&mut [T], usize, &[T]),
     pub divide_columns: fn(&mut [T], usize, &[T]),
     pub multiply_narrow: fn(&mut [T], &[T]),
@@ -128,18 +134,23 @@ macro_rules! entry {
     };
 }
 
-/// All kernels of one tier, in a module of their own.
+/// All kernels of one tier, in a module of their own. `$square` is how the tier gets a float64
+/// square's exact error (`exact::Fma` with FMA, `exact::Split` without): the same bits either way.
 macro_rules! tier_kernels {
-    ($module:ident $(, $feature:literal)?) => {
+    ($module:ident, $square:ident $(, $feature:literal)?) => {
         mod $module {
             use super::generic::{self, Divide, Multiply};
             use crate::element::Element;
+            use crate::exact::$square as Square;
 
-            entry!([$($feature)?] accumulate_columns(block: &[T], cols: usize, scratch: &mut [T], sums: &mut [f64])
-                => generic::accumulate_columns(block, cols, scratch, sums));
-            entry!([$($feature)?] accumulate_narrow(block: &[T], period: usize, scratch: &mut [T], sums: &mut [f64])
-                => generic::accumulate_narrow(block, period, scratch, sums));
-            entry!([$($feature)?] sum_squares(run: &[T]) -> f64 => generic::sum_squares(run));
+            entry!([$($feature)?] accumulate_columns(block: &[T], cols: usize, scratch: &mut [T], sums: &mut [T::Sum])
+                => T::accumulate_columns::<Square>(block, cols, scratch, sums));
+            entry!([$($feature)?] accumulate_narrow(block: &[T], period: usize, scratch: &mut [T], sums: &mut [T::Sum])
+                => T::accumulate_narrow::<Square>(block, period, scratch, sums));
+            entry!([$($feature)?] sum_squares(run: &[T]) -> T::Sum => T::sum_squares::<Square>(run));
+            entry!([$($feature)?] largest_columns(block: &[T], cols: usize, largest: &mut [T], flags: &mut [T])
+                => generic::largest_columns(block, cols, largest, flags));
+            entry!([$($feature)?] largest_run(run: &[T]) -> (T, T) => generic::largest_run(run));
             entry!([$($feature)?] multiply_columns(block: &mut [T], cols: usize, values: &[T])
                 => generic::scale_columns::<T, Multiply>(block, cols, values));
             entry!([$($feature)?] divide_columns(block: &mut [T], cols: usize, values: &[T])
@@ -159,6 +170,8 @@ macro_rules! tier_kernels {
                     accumulate_columns: accumulate_columns::<T>,
                     accumulate_narrow: accumulate_narrow::<T>,
                     sum_squares: sum_squares::<T>,
+                    largest_columns: largest_columns::<T>,
+                    largest_run: largest_run::<T>,
                     multiply_columns: multiply_columns::<T>,
                     divide_columns: divide_columns::<T>,
                     multiply_narrow: multiply_narrow::<T>,
@@ -172,11 +185,11 @@ macro_rules! tier_kernels {
     };
 }
 
-tier_kernels!(portable);
+tier_kernels!(portable, Split);
 #[cfg(target_arch = "x86_64")]
-tier_kernels!(avx2, "avx2,fma");
+tier_kernels!(avx2, Fma, "avx2,fma");
 #[cfg(target_arch = "x86_64")]
-tier_kernels!(avx512, "avx512f,avx2,fma");
+tier_kernels!(avx512, Fma, "avx512f,avx2,fma");
 
 impl<T: Element> Kernels<T> {
     /// The kernels of `tier`, or an error if this CPU cannot run it.

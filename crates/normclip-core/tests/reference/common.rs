@@ -1,7 +1,9 @@
 //! Shared pieces of the tests: a seeded PRNG, float helpers and an independent scalar
-//! reference of every constraint (norms in f64 by walking multi-indices, factors with the Keras
-//! formula in the element type). Nothing here calls into the crate's kernels.
+//! reference of every constraint (exact norms by walking multi-indices, factors with the Keras
+//! formula in the element type, or in ~106-bit arithmetic where the crate takes its wide path).
+//! Nothing here calls into the crate's kernels or its exact arithmetic.
 
+use super::exact::{Big, ExactSum, Format};
 use normclip_core::{Axes, Constraint, Element, Mode, Tier};
 
 /// splitmix64: tiny, seeded, good enough for test data.
@@ -54,7 +56,7 @@ impl Rng {
 }
 
 /// The float operations the reference needs beyond [`Element`].
-pub trait Float: Element + PartialEq + std::fmt::Display {
+pub trait Float: Element + Format + PartialEq + std::fmt::Display {
     /// Unit roundoff of the type (half an ulp of 1).
     const UNIT_ROUNDOFF: f64;
     /// The bits, widened.
@@ -184,26 +186,31 @@ pub fn walk(shape: &[usize], axes: &Axes) -> Walk {
     }
 }
 
-/// Exact-ish f64 norms per slice (f32 squares are exact in f64; f64 squares round once).
-pub fn reference_norms<T: Float>(data: &[T], walk: &Walk) -> Vec<f64> {
-    let mut sums = vec![0.0f64; walk.slices];
-    let mut comp = vec![0.0f64; walk.slices];
-    for (&x, &s) in data.iter().zip(&walk.slice_of) {
-        // Neumaier summation: the reference must be far more accurate than the kernels.
-        let s = s as usize;
-        let term = x.to_f64() * x.to_f64();
-        let t = sums[s] + term;
-        if sums[s].abs() >= term.abs() {
-            comp[s] += (sums[s] - t) + term;
-        } else {
-            comp[s] += (term - t) + sums[s];
-        }
-        sums[s] = t;
+/// A slice's exact norm: correctly rounded to the element type, and to ~106 bits.
+#[derive(Debug, Clone, Copy)]
+pub struct RefNorm<T> {
+    pub rounded: T,
+    pub big: Big,
+}
+
+impl<T: Float> RefNorm<T> {
+    /// The correctly rounded norm in f64 (for relative comparisons).
+    pub fn as_f64(&self) -> f64 {
+        self.big.round::<f64>()
     }
-    // An infinite or NaN sum has no meaningful compensation (inf - inf).
+}
+
+/// The exact norm of every slice (a big-integer sum of the exact squares).
+pub fn reference_norms<T: Float>(data: &[T], walk: &Walk) -> Vec<RefNorm<T>> {
+    let mut sums = vec![ExactSum::default(); walk.slices];
+    for (&x, &s) in data.iter().zip(&walk.slice_of) {
+        sums[s as usize].add_square(x.to_f64());
+    }
     sums.iter()
-        .zip(&comp)
-        .map(|(&s, &c)| if s.is_finite() { s + c } else { s }.sqrt())
+        .map(|sum| RefNorm {
+            rounded: sum.sqrt_rounded::<T>().unwrap_or(T::from_f64(f64::NAN)),
+            big: sum.sqrt_big(),
+        })
         .collect()
 }
 
@@ -289,9 +296,10 @@ pub enum Op<T> {
     Keep,
     Multiply(T),
     Divide(T),
-    /// A factor or divisor beyond the element range, applied in f64 and rounded once.
-    MultiplyWide(f64),
-    DivideWide(f64),
+    /// A factor or divisor outside the element type's normal range, applied to ~106 bits and
+    /// rounded once.
+    MultiplyWide(Big),
+    DivideWide(Big),
 }
 
 impl<T: Float> Op<T> {
@@ -300,14 +308,32 @@ impl<T: Float> Op<T> {
             Op::Keep => x,
             Op::Multiply(f) => x * f,
             Op::Divide(d) => x / d,
-            Op::MultiplyWide(f) => T::from_f64(x.to_f64() * f),
-            Op::DivideWide(d) => T::from_f64(x.to_f64() / d),
+            Op::MultiplyWide(f) => signed(x, |a| Big::from_f64(a).mul(f)),
+            Op::DivideWide(d) => signed(x, |a| Big::from_f64(a).div(d)),
         }
+    }
+
+    pub fn is_wide(&self) -> bool {
+        matches!(self, Op::MultiplyWide(_) | Op::DivideWide(_))
     }
 }
 
-/// numpy clip in the element type.
-fn clip<T: Float>(n: T, low: T, high: T) -> T {
+/// `f(|x|)` rounded to `T`, with the sign of `x` (Big orders non-negative values only).
+fn signed<T: Float>(x: T, f: impl Fn(f64) -> Big) -> T {
+    let magnitude: T = if x.to_f64() == 0.0 {
+        return x; // 0 times or over any positive finite value keeps its sign
+    } else {
+        f(x.to_f64().abs()).round::<T>()
+    };
+    if x.to_f64() < 0.0 {
+        magnitude.negate()
+    } else {
+        magnitude
+    }
+}
+
+/// numpy clip.
+fn clip<R: PartialOrd + Copy>(n: R, low: R, high: R) -> R {
     if n < low {
         low
     } else if n > high {
@@ -317,14 +343,56 @@ fn clip<T: Float>(n: T, low: T, high: T) -> T {
     }
 }
 
-/// The op of a slice of exact norm `n64`: the formula in the element type from the norm rounded
-/// to it; when that rounding overflows (the exact norm is finite), the formula in f64.
-pub fn reference_op<T: Float>(spec: &Spec, n64: f64) -> Op<T> {
-    let n = T::from_f64(n64);
-    if n.is_infinite() && n64.is_finite() {
-        return reference_op_wide(spec, n64);
+/// Whether `v` is a normal number of `T` (or NaN).
+pub fn is_normal_or_nan<T: Float>(v: T) -> bool {
+    let a = v.to_f64().abs();
+    v.is_nan() || (a >= T::MIN_POSITIVE.to_f64() && a <= T::MAX.to_f64())
+}
+
+/// The op of a slice from its exact norm, with the crate's documented choice of path: the
+/// formula in the element type from the correctly rounded norm, unless that norm or the value it
+/// gives is outside the normal range: then a zero slice stays as it is, and a finite non-zero
+/// norm gets the formula in 53-bit steps without exponent limits, applied to each element and
+/// rounded once (a factor of exactly 0 or 1 stays in the element type).
+pub fn reference_op<T: Float>(spec: &Spec, norm: &RefNorm<T>) -> Op<T> {
+    let n = norm.rounded;
+    let elem = reference_op_elem(spec, n);
+    let value_normal = match elem {
+        Op::Multiply(v) | Op::Divide(v) => is_normal_or_nan(v) && !v.is_nan(),
+        _ => true,
+    };
+    let norm_plain = n == T::ZERO || is_normal_or_nan(n);
+    if n.is_nan() || (norm_plain && value_normal) {
+        return elem;
     }
-    reference_op_elem(spec, n)
+    if norm.big.is_zero() {
+        // A zero slice stays as it is (the formula may overflow there: min / eps).
+        return Op::Keep;
+    }
+    if norm.big.is_nan() || !norm.big.is_finite() {
+        return elem;
+    }
+    reference_op_big(spec, norm.big, Precision::Double)
+}
+
+/// [`reference_op`], with the wide path's formula evaluated exactly (to ~106 bits) instead of
+/// with 53-bit roundings: how far the wide path is from the exact formula.
+pub fn reference_op_exact<T: Float>(spec: &Spec, norm: &RefNorm<T>) -> Op<T> {
+    match reference_op(spec, norm) {
+        Op::MultiplyWide(_) | Op::DivideWide(_) => {
+            reference_op_big(spec, norm.big, Precision::Exact)
+        }
+        op => op,
+    }
+}
+
+/// The arithmetic of the wide formula.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Precision {
+    /// Each operation rounded to 53 bits, no exponent limits: the crate's documented wide path.
+    Double,
+    /// ~106 bits.
+    Exact,
 }
 
 /// The formula in the element type from a norm already in the element type.
@@ -382,29 +450,82 @@ pub fn reference_op_elem<T: Float>(spec: &Spec, n: T) -> Op<T> {
     }
 }
 
-fn reference_op_wide<T: Float>(spec: &Spec, n: f64) -> Op<T> {
-    let clip = |n: f64, lo: f64, hi: f64| n.max(lo).min(hi);
+/// The formula in `precision` from an exact (finite, non-zero) norm, parameters rounded to `T`
+/// first as the element-type formula rounds them.
+fn reference_op_big<T: Float>(spec: &Spec, n: Big, precision: Precision) -> Op<T> {
+    let r = |x: Big| {
+        if precision == Precision::Double {
+            x.round53()
+        } else {
+            x
+        }
+    };
+    let n = r(n);
+    let add = |a: Big, b: Big| r(a.add(b));
+    let mul = |a: Big, b: Big| r(a.mul(b));
+    let div = |a: Big, b: Big| r(a.div(b));
+    let t = |x: f64| Big::from_f64(T::from_f64(x).to_f64());
+    let (min, max, rate, omr, eps) = (
+        t(spec.min),
+        t(spec.max),
+        t(spec.rate),
+        t(1.0 - spec.rate),
+        t(spec.eps),
+    );
+    let one = Big::from_f64(1.0);
+    let multiply = |f: Big| {
+        if f.is_zero() {
+            Op::Multiply(T::ZERO)
+        } else if f == one {
+            Op::Keep
+        } else {
+            Op::MultiplyWide(f)
+        }
+    };
     match (spec.mode, spec.kind) {
-        (Mode::Keras, Kind::Max) => Op::MultiplyWide(clip(n, 0.0, spec.max) / (spec.eps + n)),
-        (Mode::Keras, Kind::MinMax) => Op::MultiplyWide(
-            (spec.rate * clip(n, spec.min, spec.max) + (1.0 - spec.rate) * n) / (spec.eps + n),
-        ),
-        (Mode::Keras, Kind::Unit) => Op::DivideWide(spec.eps + n),
-        (Mode::Projection, Kind::Max) => Op::MultiplyWide(spec.max / n),
-        (Mode::Projection, Kind::MinMax) => {
-            if spec.rate == 1.0 {
-                Op::MultiplyWide(spec.max / n)
+        (Mode::Keras, Kind::Max) => multiply(div(clip(n, Big::ZERO, max), add(eps, n))),
+        (Mode::Keras, Kind::MinMax) => multiply(div(
+            add(mul(rate, clip(n, min, max)), mul(omr, n)),
+            add(eps, n),
+        )),
+        (Mode::Keras, Kind::Unit) => Op::DivideWide(add(eps, n)),
+        (Mode::Projection, Kind::Unit) => Op::DivideWide(n),
+        (Mode::Projection, _) => {
+            let min = if spec.kind == Kind::Max {
+                Big::ZERO
             } else {
-                Op::MultiplyWide((spec.rate * spec.max + (1.0 - spec.rate) * n) / n)
+                min
+            };
+            let bound = if n > max {
+                max
+            } else if n < min {
+                min
+            } else {
+                return Op::Keep;
+            };
+            let rate = if spec.kind == Kind::Max { one } else { rate };
+            if rate == one {
+                multiply(div(bound, n))
+            } else {
+                multiply(div(add(mul(rate, bound), mul(omr, n)), n))
             }
         }
-        (Mode::Projection, Kind::Unit) => Op::DivideWide(n),
     }
 }
 
+/// The op of every slice.
+pub fn reference_ops<T: Float>(spec: &Spec, norms: &[RefNorm<T>]) -> Vec<Op<T>> {
+    norms.iter().map(|n| reference_op(spec, n)).collect()
+}
+
 /// Reference output of a norm constraint.
-pub fn reference_apply<T: Float>(spec: &Spec, data: &[T], walk: &Walk, norms: &[f64]) -> Vec<T> {
-    let ops: Vec<Op<T>> = norms.iter().map(|&n| reference_op(spec, n)).collect();
+pub fn reference_apply<T: Float>(
+    spec: &Spec,
+    data: &[T],
+    walk: &Walk,
+    norms: &[RefNorm<T>],
+) -> Vec<T> {
+    let ops = reference_ops(spec, norms);
     data.iter()
         .zip(&walk.slice_of)
         .map(|(&x, &s)| ops[s as usize].apply(x))

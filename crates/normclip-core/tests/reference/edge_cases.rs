@@ -23,21 +23,30 @@ fn apply<T: Float>(c: &Constraint, data: &[T], shape: &[usize]) -> Vec<T> {
 }
 
 /// Applies `spec` and checks the result against the reference: bit for bit in every slice whose
-/// norm the crate computes correctly rounded (most of them here), within 4 ulps in the others.
+/// norm the crate computes correctly rounded (most of them here), within 4 ulps in the others;
+/// within one ulp of the exact product in slices on the wide path.
 fn check_exact<T: Float>(spec: &Spec, axes: Axes, data: &[T], shape: &[usize]) -> Vec<T> {
     let w = walk(shape, &axes);
     let out = apply(&spec.constraint(axes.clone()), data, shape);
     let exact = reference_norms(data, &w);
+    let ops = reference_ops(spec, &exact);
     let expected = reference_apply(spec, data, &w, &exact);
     let crate_norms = normclip_core::apply::norms(data, shape, &axes)
         .unwrap()
         .values;
     for (i, &s) in w.slice_of.iter().enumerate() {
         let s = s as usize;
-        let same_norm = crate_norms[s].bits() == T::from_f64(exact[s]).bits()
-            || (crate_norms[s].is_nan() && exact[s].is_nan());
+        let same_norm = crate_norms[s].bits() == exact[s].rounded.bits()
+            || (crate_norms[s].is_nan() && exact[s].rounded.is_nan());
         let d = ulps(out[i], expected[i]);
-        if same_norm {
+        if ops[s].is_wide() {
+            assert!(
+                d <= 1,
+                "{spec:?} {shape:?}: element {i} (wide): got {}, expected {}",
+                out[i],
+                expected[i]
+            );
+        } else if same_norm {
             assert_eq!(
                 out[i].bits(),
                 expected[i].bits(),
@@ -466,7 +475,10 @@ fn projection_leaves_compliant_slices_bit_identical() {
     let data: Vec<f64> = (0..7 * 5 * 33).map(|_| rng.normal()).collect();
     let axes = axis(&[0, 2]);
     let w = walk(&shape, &axes);
-    let norms = reference_norms(&data, &w);
+    let norms: Vec<f64> = reference_norms(&data, &w)
+        .iter()
+        .map(|n| n.rounded)
+        .collect();
     // Bounds around the median norm: some slices inside, some outside.
     let mut sorted = norms.clone();
     sorted.sort_by(f64::total_cmp);
