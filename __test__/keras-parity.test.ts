@@ -11,8 +11,9 @@
 //
 // Beyond MAX_ULP, an element is accepted only for one of the documented reasons in
 // explainDivergence (float32 overflow / underflow of Keras' sum of squares, Keras' own float32
-// rounding, TF's flush-to-zero of denormals), each checked against an exactly rounded reference;
-// the counts are printed at the end.
+// rounding, TF's flush-to-zero of denormals) and explainDivergence64 (float64 overflow of Keras'
+// sum of squares), each checked against a reference computed without that overflow; the counts
+// are printed at the end.
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -146,7 +147,8 @@ describe.each(['keras3', 'tf_keras'] as const)('parity with %s', (source) => {
     }
 
     const isNorm = c.constraint === 'MaxNorm' || c.constraint === 'MinMaxNorm' || c.constraint === 'UnitNorm'
-    const exact = isNorm && c.dtype === 'float32' ? exactReference(c, input as Float32Array) : undefined
+    const exact = !isNorm ? undefined : c.dtype === 'float32' ? exactReference(c, input as Float32Array) : exactReference64(c, input as Float64Array)
+    const f32Squares = exact !== undefined && 'f32Squares' in exact ? exact.f32Squares : undefined
     const ulp = c.dtype === 'float32' ? ulp32 : ulp64
     let caseWorst = 0
     const mismatches: string[] = []
@@ -160,7 +162,10 @@ describe.each(['keras3', 'tf_keras'] as const)('parity with %s', (source) => {
         if (d > caseWorst) caseWorst = d
         continue
       }
-      const why = explainDivergence(c, input[i]!, e, o, exact?.[i], exact?.kind[i], exact?.f32Squares?.[i])
+      const why =
+        c.dtype === 'float32'
+          ? explainDivergence(c, input[i]!, e, o, exact?.[i], exact?.kind[i], f32Squares?.[i])
+          : explainDivergence64(c, e, o, exact?.[i], exact?.kind[i])
       if (why !== undefined) {
         divergences[why] = (divergences[why] ?? 0) + 1
         continue
@@ -292,6 +297,78 @@ function explainDivergence(
     return 'keras-f32-rounding'
   }
   return undefined
+}
+
+/** The slice index of every element of a tensor of `c.shape` reduced along the case's axes. */
+function slicesOf(c: Case, length: number): { sliceOf: Int32Array; slices: number } {
+  const shape = c.shape
+  const rank = shape.length
+  const axis = c.config['axis'] as number | number[] | null | undefined
+  const list = axis === null ? shape.map((_, i) => i) : axis === undefined ? [0] : typeof axis === 'number' ? [axis] : axis
+  const reduced = shape.map(() => false)
+  for (const a of list) reduced[a < 0 ? a + rank : a] = true
+  const kept = shape.map((d, i) => (reduced[i] ? 1 : d))
+  const sliceOf = new Int32Array(length)
+  const pos = shape.map(() => 0)
+  for (let flat = 0; flat < length; flat++) {
+    let s = 0
+    for (let i = 0; i < rank; i++) s = s * kept[i]! + (reduced[i] ? 0 : pos[i]!)
+    sliceOf[flat] = s
+    for (let i = rank - 1; i >= 0; i--) {
+      if (++pos[i]! < shape[i]!) break
+      pos[i] = 0
+    }
+  }
+  return { sliceOf, slices: kept.reduce((a, b) => a * b, 1) }
+}
+
+/**
+ * The float64 counterpart of exactReference: the Keras formula in float64 with each slice's norm
+ * computed without overflow (scaled by its largest magnitude), and whether Keras' own float64
+ * sum of squares overflows there (squares above 1.8e308: |w| > 1.3e154).
+ */
+function exactReference64(c: Case, data: Float64Array): Float64Array & { kind: SliceKind[] } {
+  const { sliceOf, slices } = slicesOf(c, data.length)
+  const max = new Float64Array(slices)
+  const plain = new Float64Array(slices)
+  for (let i = 0; i < data.length; i++) {
+    const s = sliceOf[i]!
+    max[s] = Math.max(max[s]!, Math.abs(data[i]!))
+    plain[s]! += data[i]! * data[i]!
+  }
+  const scaled = new Float64Array(slices)
+  for (let i = 0; i < data.length; i++) {
+    const m = max[sliceOf[i]!]!
+    if (m > 0 && Number.isFinite(m)) scaled[sliceOf[i]!]! += (data[i]! / m) ** 2
+  }
+  const eps = 1e-7
+  const maxV = Number(c.config['max_value'] ?? (c.constraint === 'MaxNorm' ? 2 : 1))
+  const minV = Number(c.config['min_value'] ?? 0)
+  const rate = Number(c.config['rate'] ?? 1)
+  const clip = (x: number, lo: number, hi: number) => (Number.isNaN(x) ? x : Math.min(Math.max(x, lo), hi))
+  const out = new Float64Array(data.length) as Float64Array & { kind: SliceKind[] }
+  out.kind = []
+  for (let i = 0; i < data.length; i++) {
+    const s = sliceOf[i]!
+    const n = max[s]! > 0 && Number.isFinite(max[s]!) ? max[s]! * Math.sqrt(scaled[s]!) : max[s]!
+    if (c.constraint === 'UnitNorm') out[i] = data[i]! / (eps + n)
+    else if (c.constraint === 'MaxNorm') out[i] = data[i]! * (clip(n, 0, maxV) / (eps + n))
+    else out[i] = data[i]! * ((rate * clip(n, minV, maxV) + (1 - rate) * n) / (eps + n))
+    out.kind.push(plain[s] === Infinity && Number.isFinite(n) ? 'overflow' : 'normal')
+  }
+  return out
+}
+
+/**
+ * explainDivergence for float64: 'f64-overflow' where Keras' float64 sum of squares overflows
+ * (zeros from MaxNorm / UnitNorm, NaN from MinMaxNorm) and normclip, which rescales such slices,
+ * is within a few ulp of the exact result (the reference's scaled norm is itself a few ulp off).
+ */
+function explainDivergence64(c: Case, e: number, o: number, exact: number | undefined, kind: SliceKind | undefined): string | undefined {
+  if (exact === undefined || kind !== 'overflow') return undefined
+  if (ulp64(o, exact) > 4) return undefined
+  const kerasValue = c.constraint === 'MinMaxNorm' ? Number.isNaN(e) : e === 0
+  return kerasValue ? 'f64-overflow' : undefined
 }
 
 function show(x: number): string {
