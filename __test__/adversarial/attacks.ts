@@ -590,6 +590,174 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     tf.dispose([xs, ys])
     return 'held arrays unchanged across applyConstraints and fit; norms within the bound'
   },
+  // -------------------------------------------------------------------------------------------
+  // 7. Gradient clipping (crates/normclip-node/src/clip.rs, crates/normclip-core/src/clip/)
+
+  async 'clip: a list, axes or bounds claiming 2**32-1 elements is refused before anything is allocated'() {
+    // `new Array(2 ** 32 - 1)` is 4 billion holes in a few bytes: nothing may be sized by the
+    // length an Array claims, only by the elements actually read (the first hole is an error).
+    const huge = () => new Array(2 ** 32 - 1) as never
+    const a = filled().subarray(0, 4)
+    const before = a.slice()
+    const out = new Float32Array(2)
+    const calls: Record<string, () => unknown> = {
+      clipTensorNorms: () => native.clipTensorNorms(huge(), 2),
+      clipByGlobalNorm: () => native.clipByGlobalNorm(huge(), 1, null),
+      clipEachByNorm: () => native.clipEachByNorm(huge(), 1),
+      clipByValue: () => native.clipByValue(huge(), 1),
+      clipTotalNorm: () => native.clipTotalNorm(huge(), 2, false),
+      clipGradsWithNorm: () => native.clipGradsWithNorm(huge(), 1, 1),
+      clipGradNorm: () => native.clipGradNorm(huge(), 1, 2, false),
+      clipUpdate: () => native.clipUpdate(huge(), 1),
+      'clipPerExample grads': () => native.clipPerExample(huge(), 2, [1], false, 'opacus', [out]),
+      'clipPerExample out': () => native.clipPerExample([a], 2, [1], false, 'opacus', huge()),
+      'clipPerExample bounds': () => native.clipPerExample([a], 2, huge(), true, 'opacus', [out]),
+      'clipByNorm axes': () => native.clipByNorm(a, [4], huge(), 1),
+      tfOpSpec: () => native.tfOpSpec(huge()),
+    }
+    const lines: string[] = []
+    for (const [name, call] of Object.entries(calls)) {
+      const rss = process.memoryUsage().rss
+      let message: string
+      try {
+        call()
+        return fail(`${name}: a list of 2**32-1 holes was accepted`)
+      } catch (error) {
+        check(error instanceof TypeError || error instanceof RangeError, `${name}: expected a TypeError or RangeError, got ${String(error)}`)
+        message = (error as Error).message
+      }
+      const grew = (process.memoryUsage().rss - rss) / 2 ** 20
+      check(grew < 64, `${name}: RSS +${grew.toFixed(0)} MiB to refuse a list of holes`)
+      assertUnchanged(a, before, name)
+      check(out.every((x) => x === 0), `${name}: out was written`)
+      lines.push(`${name}: ${message}`)
+    }
+    return lines.join('\n')
+  },
+
+  async 'clip: per-example clipping of empty gradients with a batch of 2**32-1 allocates nothing'() {
+    const { clipPerExample } = await api()
+    const lines: string[] = []
+    const batch = 2 ** 32 - 1
+    for (const [style, clipNorm, clippedAll] of [['opacus', 1, false], ['opacus', 0, true], ['optax', 1, false], ['tfPrivacy', 1, false]] as const) {
+      for (const perLayer of [false, true]) {
+        const rss = process.memoryUsage().rss
+        const start = performance.now()
+        // Through the public API, as a DP-SGD step on a layer with no parameters would call it.
+        const result = clipPerExample(
+          [{ array: new Float32Array(0), shape: [batch, 0] }, { array: new Float64Array(0), shape: [batch, 3, 0] }],
+          perLayer ? [clipNorm, clipNorm] : clipNorm,
+          { style, perLayer },
+        )
+        const ms = performance.now() - start
+        const grew = (process.memoryUsage().rss - rss) / 2 ** 20
+        check(ms < 500 && grew < 64, `${style} ${perLayer}: ${ms.toFixed(0)} ms, RSS +${grew.toFixed(0)} MiB for empty gradients`)
+        // Every example is the same empty example: its norm is 0, its factor the style's
+        // factor at 0 (Opacus' C / 1e-6 is below 1 only for C = 0).
+        const expected = clippedAll ? batch : 0
+        const counts = Array.isArray(result.clipped) ? result.clipped : [result.clipped]
+        check(counts.length === (perLayer ? 2 : 1) && counts.every((c) => c === expected), `${style} perLayer=${perLayer}: clipped ${JSON.stringify(result.clipped)}, expected ${expected} each`)
+        check(result.sums.length === 2 && result.sums.every((s) => (s as Float32Array).length === 0), 'sums of empty examples are not empty')
+        lines.push(`${style} clipNorm=${clipNorm} perLayer=${perLayer}: clipped ${JSON.stringify(result.clipped)} in ${ms.toFixed(1)} ms, RSS +${grew.toFixed(1)} MiB`)
+      }
+    }
+    // The binding with no tensors at all: nothing to clip, whatever the batch (no panic).
+    for (const perLayer of [false, true]) {
+      const counts = native.clipPerExample([], batch, perLayer ? [] : [1], perLayer, 'opacus', [])
+      check(JSON.stringify(counts) === (perLayer ? '[]' : '[0]'), `no tensors, perLayer=${perLayer}: got ${JSON.stringify(counts)}`)
+    }
+    return lines.join('\n')
+  },
+
+  async 'clip: a getter in a gradient list frees or shrinks an earlier array'() {
+    const lines: string[] = []
+    const calls: Record<string, (list: Float32Array[]) => unknown> = {
+      clipTensorNorms: (l) => native.clipTensorNorms(l, 2),
+      clipByGlobalNorm: (l) => native.clipByGlobalNorm(l, 1, null),
+      clipEachByNorm: (l) => native.clipEachByNorm(l, 1),
+      clipByValue: (l) => native.clipByValue(l, 1),
+      clipTotalNorm: (l) => native.clipTotalNorm(l, 2, false),
+      clipGradsWithNorm: (l) => native.clipGradsWithNorm(l, 1, 1e6),
+      clipGradNorm: (l) => native.clipGradNorm(l, 1, 2, false),
+      clipUpdate: (l) => native.clipUpdate(l, 1),
+      'clipPerExample grads': (l) => native.clipPerExample(l, 2, [1], false, 'opacus', [new Float32Array(N / 2), new Float32Array(N / 2)]),
+      'clipPerExample out': (l) => native.clipPerExample([filled(), filled()], 1, [1], false, 'opacus', l),
+    }
+    for (const [name, call] of Object.entries(calls)) {
+      for (const attack of ['free', 'shrink'] as const) {
+        const buffer = resizableBuffer(N * 4)
+        const victim = attack === 'shrink' ? new Float32Array(buffer) : filled()
+        victim.fill(3)
+        const second = filled()
+        const secondBefore = second.slice()
+        let refill: Float32Array[] = []
+        const list = [victim, second]
+        Object.defineProperty(list, 1, {
+          get() {
+            if (attack === 'free') refill = freeAndRefill(victim)
+            else buffer.resize(4 * 16)
+            return second
+          },
+          enumerable: true,
+        })
+        const message = expectThrow(() => call(list), RangeError, /\[0\]: expected (an attached buffer|length)/)
+        assertAllZero(refill, `${name} ${attack}`)
+        assertUnchanged(second, secondBefore, `${name} ${attack}: the array still attached`)
+        if (attack === 'shrink') check(victim.every((x) => x === 3), `${name}: the shrunk array was written`)
+        lines.push(`${name} (${attack}): ${message}`)
+      }
+    }
+    return lines.join('\n')
+  },
+
+  async 'clip: overlapping outputs, and outputs over their own gradients, are refused'() {
+    const memory = filled()
+    const before = memory.slice()
+    const lines = [
+      // Written lists whose arrays share memory: one write would be seen by another's norm.
+      expectThrow(() => native.clipByGlobalNorm([memory.subarray(0, 100), memory.subarray(50, 150)], 1, null), RangeError, /overlaps/),
+      expectThrow(() => native.clipGradNorm([memory, memory], 1, 2, false), RangeError, /overlaps/),
+      // Per-example sums written over the gradients they are computed from.
+      expectThrow(() => native.clipPerExample([memory], 2, [1], false, 'opacus', [memory.subarray(N / 4, (3 * N) / 4)]), RangeError, /overlaps/),
+      expectThrow(() => native.clipPerExample([memory.subarray(0, N / 2), memory.subarray(N / 2)], 2, [1], false, 'opacus', [memory.subarray(N / 4, N / 2), new Float32Array(N / 4)]), RangeError, /overlaps/),
+    ]
+    assertUnchanged(memory, before, 'overlapping lists')
+    return lines.join('\n')
+  },
+
+  async 'clip: refused calls of the TypeScript API leave every input as it was'() {
+    const { clipByNorm, clipByGlobalNorm, clipGradNorm, clipGradsWithNorm, getTotalNorm, clipPerExample, clipUpdate, clipByValue, globalNorm } = await api()
+    const a = filled().subarray(0, 6)
+    const b = new Float64Array([30, -40, 0])
+    const a0 = a.slice()
+    const b0 = b.slice()
+    const bad: Array<[string, () => unknown, ErrorConstructor | TypeErrorConstructor | RangeErrorConstructor, RegExp]> = [
+      ['clipByNorm NaN', () => clipByNorm(a, Number.NaN), RangeError, /clipNorm/],
+      ['clipByNorm axes', () => clipByNorm(a, 1, [2], [2, 3]), RangeError, /axis/],
+      ['clipByNorm shape', () => clipByNorm(a, 1, 0, [4, 2]), RangeError, /expected length 8 .*got 6/],
+      ['clipByNorm lying shape', () => clipByNorm(a, 1, 0, [2, { valueOf: () => 3 }] as never), TypeError, /shape/],
+      ['clipByGlobalNorm -1', () => clipByGlobalNorm([a, b], -1), RangeError, /clipNorm/],
+      ['clipByGlobalNorm useNorm', () => clipByGlobalNorm([a, b], 1, -2), RangeError, /useNorm/],
+      ['clipGradNorm p=3', () => clipGradNorm([a, b], 1, { normType: 3 as never }), RangeError, /normType/],
+      ['clipGradNorm option', () => clipGradNorm([a, b], 1, { norm_type: 2 } as never), RangeError, /unknown option/],
+      ['clipGradNorm nonfinite', () => clipGradNorm([a, b, new Float32Array([Number.POSITIVE_INFINITY])], 1, { errorIfNonfinite: true }), RangeError, /errorIfNonfinite/],
+      ['clipGradsWithNorm', () => clipGradsWithNorm([a, b], 1, -1), RangeError, /totalNorm/],
+      ['getTotalNorm', () => getTotalNorm([a, b], 0.5 as never), RangeError, /normType/],
+      ['clipPerExample batch', () => clipPerExample([{ array: a, shape: [2, 3] }, { array: b, shape: [3] }], 1), RangeError, /batch size/],
+      ['clipPerExample length', () => clipPerExample([{ array: a, shape: [4, 2] }], 1), RangeError, /multiple of the batch|expected length/],
+      ['clipPerExample style', () => clipPerExample([{ array: a, shape: [2, 3] }], 1, { style: 'torch' as never }), RangeError, /style/],
+      ['clipUpdate', () => clipUpdate([a, b], Number.POSITIVE_INFINITY), RangeError, /clipNorm/],
+      ['clipByValue', () => clipByValue([a, b], -1), RangeError, /clipValue/],
+      ['globalNorm of an Int32Array', () => globalNorm([a, new Int32Array(3) as never]), TypeError, /xs\[1\]/],
+    ]
+    const lines: string[] = []
+    for (const [name, call, Kind, pattern] of bad) {
+      lines.push(`${name}: ${expectThrow(call, Kind, pattern)}`)
+      assertUnchanged(a, a0, name)
+      assertUnchanged(b, b0, name)
+    }
+    return lines.join('\n')
+  },
 }
 
 // -------------------------------------------------------------------------------------------

@@ -12,36 +12,56 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, ValueType};
 use napi_derive::napi;
 use normclip_core::clip::{self, Bounds, NormType, PerExampleStyle, TensorMut, TensorRef};
+use normclip_core::layout::MAX_RANK;
 use normclip_core::{Axes, Error as CoreError, FloatsMut};
 
 use crate::errors::{guard, Failure, OrThrow, Res};
-use crate::read::{describe, number, Arg, ArrayArg, Reading};
+use crate::read::{describe, number, Arg, ArrayArg, Dtype, Reading};
 use crate::views::{Access, Request, View};
 
-/// The argument names of a list's elements (`arrays[0]`, …), made before reading the elements:
-/// the `ArrayArg`s borrow them.
-fn list_names(reading: &Reading, list: &Unknown, name: &str) -> Res<Vec<String>> {
+/// A list argument read in phase 1: each element's name (`arrays[0]`, …), handle, element type
+/// and length at the time it was read (phase 2 re-checks the length).
+struct List {
+    names: Vec<String>,
+    items: Vec<(sys::napi_value, Dtype, usize)>,
+}
+
+impl List {
+    /// The elements as phase-2 arguments (they borrow the names).
+    fn args(&self) -> Vec<(ArrayArg<'_>, usize)> {
+        self.names
+            .iter()
+            .zip(&self.items)
+            .map(|(name, &(raw, dtype, len))| {
+                let arg = Arg::plain(name);
+                (ArrayArg { raw, dtype, arg }, len)
+            })
+            .collect()
+    }
+}
+
+/// Phase 1 for a list: each element checked to be a float typed array, with its length now.
+/// Nothing is sized by the length the Array claims: `new Array(2 ** 32 - 1)` is four billion
+/// holes in a few bytes, and its first hole is an error.
+fn read_list(reading: &Reading, list: &Unknown, name: &str) -> Res<List> {
     let count = reading.array_length(list).ok_or_else(|| {
         Failure::type_error(format!(
             "{name}: expected an array of Float32Array / Float64Array, got {}",
             describe(list)
         ))
     })?;
-    Ok((0..count).map(|i| format!("{name}[{i}]")).collect())
-}
-
-/// Phase 1 for a list: each element checked to be a float typed array, with its length now.
-fn read_list<'a>(
-    reading: &Reading,
-    list: &Unknown,
-    names: &'a [String],
-) -> Res<Vec<(ArrayArg<'a>, usize)>> {
-    let mut out = Vec::with_capacity(names.len());
-    for (index, name) in names.iter().enumerate() {
-        let element = reading.element(list, index as u32)?;
-        let array = reading.array(&element, Arg::plain(name))?;
+    let capacity = count.min(1 << 16) as usize;
+    let mut out = List {
+        names: Vec::with_capacity(capacity),
+        items: Vec::with_capacity(capacity),
+    };
+    for index in 0..count {
+        let name = format!("{name}[{index}]");
+        let element = reading.element(list, index)?;
+        let array = reading.array(&element, Arg::plain(&name))?;
         let len = typed_len(reading.env(), &array);
-        out.push((array, len));
+        out.items.push((array.raw, array.dtype, len));
+        out.names.push(name);
     }
     Ok(out)
 }
@@ -99,8 +119,8 @@ fn with_list<T>(
     f: impl FnOnce(&mut [TensorMut]) -> Result<T, CoreError>,
 ) -> Res<T> {
     let reading = Reading::begin(env);
-    let names = list_names(&reading, list, name)?;
-    let items = read_list(&reading, list, &names)?;
+    let list = read_list(&reading, list, name)?;
+    let items = list.args();
     let sealed = reading.seal();
     // Read-only calls still take write views: the core API is one type; no write happens.
     let _ = write;
@@ -308,13 +328,13 @@ pub fn clip_per_example(
     env: Env,
     grads: Unknown,
     batch: f64,
-    bounds: Vec<f64>,
+    bounds: Unknown,
     per_layer: bool,
     style: String,
     out: Unknown,
 ) -> napi::Result<Vec<u32>> {
     guard(&env, || {
-        clip_per_example_inner(&env, &grads, batch, bounds, per_layer, &style, &out).or_throw(&env)
+        clip_per_example_inner(&env, &grads, batch, &bounds, per_layer, &style, &out).or_throw(&env)
     })
 }
 
@@ -322,7 +342,7 @@ fn clip_per_example_inner(
     env: &Env,
     grads: &Unknown,
     batch: f64,
-    bounds: Vec<f64>,
+    bounds: &Unknown,
     per_layer: bool,
     style: &str,
     out: &Unknown,
@@ -333,6 +353,8 @@ fn clip_per_example_inner(
             "batch: expected a non-negative integer, got {batch}"
         )));
     }
+    let reading = Reading::begin(env);
+    let bounds = read_numbers(&reading, bounds, "clipNorm")?;
     let bounds = if per_layer {
         Bounds::PerLayer(bounds)
     } else {
@@ -346,11 +368,9 @@ fn clip_per_example_inner(
             }
         }
     };
-    let reading = Reading::begin(env);
-    let grad_names = list_names(&reading, grads, "grads")?;
-    let out_names = list_names(&reading, out, "out")?;
-    let grad_items = read_list(&reading, grads, &grad_names)?;
-    let out_items = read_list(&reading, out, &out_names)?;
+    let grad_list = read_list(&reading, grads, "grads")?;
+    let out_list = read_list(&reading, out, "out")?;
+    let (grad_items, out_items) = (grad_list.args(), out_list.args());
     let sealed = reading.seal();
     let mut all = requests(&grad_items, Access::Read);
     all.extend(requests(&out_items, Access::Write));
@@ -395,6 +415,11 @@ fn read_axes(reading: &Reading, value: &Unknown) -> Res<Axes> {
             describe(value)
         ))
     })?;
+    if count > MAX_RANK as u32 {
+        return Err(Failure::range(format!(
+            "axes: expected at most {MAX_RANK} axes, got {count}"
+        )));
+    }
     let mut axes = Vec::with_capacity(count as usize);
     for index in 0..count {
         let element = reading.element(value, index)?;
@@ -410,4 +435,27 @@ fn read_axes(reading: &Reading, value: &Unknown) -> Res<Axes> {
         axes.push(axis);
     }
     Ok(Axes::List(axes))
+}
+
+/// A list of numbers (the per-example bounds), read in phase 1; like [`read_list`], nothing is
+/// sized by the length the Array claims.
+fn read_numbers(reading: &Reading, value: &Unknown, name: &str) -> Res<Vec<f64>> {
+    let count = reading.array_length(value).ok_or_else(|| {
+        Failure::type_error(format!(
+            "{name}: expected an array of numbers, got {}",
+            describe(value)
+        ))
+    })?;
+    let mut numbers = Vec::with_capacity(count.min(1 << 16) as usize);
+    for index in 0..count {
+        let element = reading.element(value, index)?;
+        let n = number(&element).ok_or_else(|| {
+            Failure::type_error(format!(
+                "{name}[{index}]: expected a number, got {}",
+                describe(&element)
+            ))
+        })?;
+        numbers.push(n);
+    }
+    Ok(numbers)
 }

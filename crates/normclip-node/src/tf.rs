@@ -78,7 +78,8 @@ pub fn tf_ops_output_counts() -> TfOpsOutputCounts {
 #[napi(catch_unwind, ts_args_type = "constraints: NativeConstraint[]")]
 pub fn tf_op_spec(env: Env, constraints: Array) -> napi::Result<String> {
     guard(&env, || {
-        let mut list = Vec::with_capacity(constraints.len() as usize);
+        // Sized by what is read, not by the claimed length (a sparse Array of 2**32-1 holes).
+        let mut list = Vec::with_capacity(constraints.len().min(1 << 16) as usize);
         for index in 0..constraints.len() {
             let item = constraints
                 .get::<ClassInstance<NativeConstraint>>(index)

@@ -575,13 +575,18 @@ pub fn clip_per_example(
             )));
         }
     }
+    // When every tensor is empty, the `batch` examples are one and the same empty example (the
+    // batch size is then bounded by nothing: 2^32 - 1 examples of zero elements): it is
+    // computed once and counted `batch` times. Otherwise `batch` is at most the elements read.
+    let all_empty = grads.iter().all(TensorRef::is_empty);
+    let examples = if all_empty { batch.min(1) } else { batch };
     // Norm pass: per example and tensor.
     let tier = active();
-    let mut norms = vec![0.0f64; batch * grads.len()]; // [example][tensor]
+    let mut norms = vec![0.0f64; examples * grads.len()]; // [example][tensor]
     for (t, g) in grads.iter().enumerate() {
         let per_example = g.len().checked_div(batch).unwrap_or(0);
         with_data!(*g, |data, k| {
-            for i in 0..batch {
+            for i in 0..examples {
                 let example = &data[i * per_example..(i + 1) * per_example];
                 norms[i * grads.len() + t] = reduce::norm(example, NormType::L2, &k, tier);
             }
@@ -593,8 +598,8 @@ pub fn clip_per_example(
         Bounds::PerLayer(_) => vec![0usize; tensors],
     };
     // factors[example][tensor] in f64 (each the exact value of the element-type factor).
-    let mut factors = vec![0.0f64; batch * tensors];
-    for i in 0..batch {
+    let mut factors = vec![0.0f64; examples * tensors];
+    for i in 0..examples {
         let row = &norms[i * tensors..(i + 1) * tensors];
         match bounds {
             Bounds::Flat(c) => {
@@ -602,8 +607,8 @@ pub fn clip_per_example(
                 for t in 0..tensors {
                     factors[i * tensors + t] = factor_for(grads[t], style, n, *c);
                 }
-                let f = factors[i * tensors]; // every tensor's factor is < 1 together
-                if tensors > 0 && f < 1.0 {
+                // Every tensor's factor is < 1 together (and with no tensors, none is).
+                if tensors > 0 && factors[i * tensors] < 1.0 {
                     clipped[0] += 1;
                 }
             }
@@ -617,6 +622,10 @@ pub fn clip_per_example(
                 }
             }
         }
+    }
+    if all_empty {
+        // Each count is 0 or 1 for the one example computed: the same for all `batch` of them.
+        clipped.iter_mut().for_each(|count| *count *= batch);
     }
     // Sum pass: out[t][j] = Σ_i f_it · g_t[i, j], accumulated in f64 over cache-sized chunks.
     const CHUNK: usize = 2048;

@@ -408,6 +408,32 @@ fn per_layer_bounds_clip_each_tensor_apart() {
 }
 
 #[test]
+fn empty_examples_are_computed_once_whatever_the_batch() {
+    // A batch bounded by no element (every tensor empty) must not be allocated or looped per
+    // example: usize::MAX examples would be 2^67 bytes of norms.
+    let empty32: [f32; 0] = [];
+    let empty64: [f64; 0] = [];
+    let grads = [TensorRef::F32(&empty32), TensorRef::F64(&empty64)];
+    for (style, c, expected) in [
+        (PerExampleStyle::Opacus, 1.0, 0),
+        (PerExampleStyle::Opacus, 0.0, usize::MAX),
+        (PerExampleStyle::Optax, 0.0, 0),
+        (PerExampleStyle::TfPrivacy, 1.0, 0),
+    ] {
+        let (mut o32, mut o64): ([f32; 0], [f64; 0]) = ([], []);
+        let mut out = [TensorMut::F32(&mut o32), TensorMut::F64(&mut o64)];
+        let flat = clip_per_example(&grads, usize::MAX, &Bounds::Flat(c), style, &mut out);
+        assert_eq!(flat.unwrap(), vec![expected], "{style:?} {c}");
+        let layers = Bounds::PerLayer(vec![c, c]);
+        let per_layer = clip_per_example(&grads, usize::MAX, &layers, style, &mut out);
+        assert_eq!(per_layer.unwrap(), vec![expected; 2], "{style:?} {c}");
+    }
+    // No tensors at all: nothing is clipped (and nothing indexed).
+    let none = clip_per_example(&[], 7, &Bounds::Flat(1.0), PerExampleStyle::Opacus, &mut []);
+    assert_eq!(none.unwrap(), vec![0]);
+}
+
+#[test]
 fn update_clipping() {
     let mut a = [3.0f32, 4.0];
     let r = clip_update(&mut [TensorMut::F32(&mut a)], 1.0).unwrap();
