@@ -758,6 +758,117 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     }
     return lines.join('\n')
   },
+  // -------------------------------------------------------------------------------------------
+  // 8. The TensorFlow op family (crates/normclip-tf) and the wasm heap views (src/backends/)
+
+  async 'tf ops: hostile executions of NormclipConstrain fail inside TensorFlow, inputs unchanged'() {
+    // Once registered, the op is TensorFlow's: any code in the process can execute it by name with
+    // any inputs and attributes, so the kernel must check everything it is given.
+    const { loadTfjsNode, tfjsNodeRequired, describeTfjsNode } = await import('../support/tfjs-node')
+    const status = loadTfjsNode()
+    if (!status.available) {
+      check(!tfjsNodeRequired(), `tfjs-node is required here: ${describeTfjsNode(status)}`)
+      return `skipped: ${describeTfjsNode(status)}`
+    }
+    const tf = status.tf
+    check(native.tfOpsRegister().available, 'the ops did not register')
+    const backend = tf.backend() as unknown as {
+      binding: { TF_ATTR_INT: number; TF_ATTR_STRING: number }
+      executeMultipleOutputs(name: string, attrs: unknown[], inputs: unknown[], n: number): Array<{ dataSync(): Float32Array; shape: number[]; dispose(): void }>
+    }
+    const exec = (inputs: unknown[], spec: string, n = inputs.length) =>
+      backend.executeMultipleOutputs(
+        'NormclipConstrain',
+        [
+          { name: 'N', type: backend.binding.TF_ATTR_INT, value: n },
+          { name: 'spec', type: backend.binding.TF_ATTR_STRING, value: spec },
+        ],
+        inputs,
+        n,
+      )
+    const maxNormSpec = native.tfOpSpec([maxNorm(native)])
+    const values = Float32Array.from({ length: 12 }, (_, i) => (i % 5) - 2.5)
+    const t = tf.tensor(values, [3, 4])
+    const ints = tf.tensor([1, -2], [2], 'int32')
+    const lines: string[] = []
+    const refused: Array<[string, () => unknown, RegExp]> = [
+      ['N inputs, another number of constraints', () => exec([t, t], maxNormSpec), /normclip NormclipConstrain: 2 inputs for 1 constraints/],
+      ['a spec that is not one', () => exec([t], 'maxNorm;;=,,'), /normclip NormclipConstrain: spec item 0/],
+      ['an unknown kind', () => exec([t], 'dropout,rate=1'), /unknown constraint kind/],
+      ['a key twice', () => exec([t], 'nonNeg,axis=0,axis=0'), /given twice/],
+      ['an axis beyond i64', () => exec([t], 'maxNorm,max=1.0,axis=99999999999999999999,mode=keras,eps=1e-7'), /axis: expected integers/],
+      ['an axis of i64::MAX', () => exec([t], 'maxNorm,max=1.0,axis=9223372036854775807,mode=keras,eps=1e-7'), /axis/],
+      ['an axis of i64::MIN', () => exec([t], 'maxNorm,max=1.0,axis=-9223372036854775808,mode=keras,eps=1e-7'), /axis/],
+      ['a NaN bound', () => exec([t], 'maxNorm,max=NaN,axis=0,mode=keras,eps=1e-7'), /max/i],
+      ['a scalar for a norm constraint', () => exec([tf.scalar(3)], maxNormSpec), /input 0 of shape \[\]/],
+      ['an int32 input', () => exec([ints], 'nonNeg'), /float|int32/],
+      ['no inputs', () => exec([], 'nonNeg', 0), /N|0|at least 1|>= 1/],
+      ['a megabyte of spec items', () => exec([t], 'nonNeg;'.repeat(1 << 17) + 'nonNeg'), /1 inputs for 131073 constraints/],
+    ]
+    for (const [name, call, pattern] of refused) {
+      const message = expectThrow(call, Error, pattern)
+      lines.push(`${name}: ${message.replace(/\s+/g, ' ').slice(0, 160)}`)
+      check(Array.from(t.dataSync()).every((x, i) => x === values[i]), `${name}: the input changed`)
+    }
+    // Accepted oddities compute what normclip computes on a plain copy.
+    const reference = maxNorm(native).applyCopy(values, [3, 4])
+    const [a, b] = exec([t, t], `${maxNormSpec};${maxNormSpec}`) // one tensor twice
+    check(a!.dataSync().every((x, i) => Object.is(x, reference[i])) && b!.dataSync().every((x, i) => Object.is(x, reference[i])), 'the same tensor twice: wrong outputs')
+    const [empty] = exec([tf.zeros([0, 2 ** 20, 2 ** 20])], maxNormSpec) // empty, huge other dimensions
+    check(empty!.shape.join() === `0,${2 ** 20},${2 ** 20}` && empty!.dataSync().length === 0, 'an empty input did not give an empty output')
+    check(Array.from(t.dataSync()).every((x, i) => x === values[i]), 'the input changed')
+    lines.push(`accepted: one tensor twice, [0, 2**20, 2**20]; output counts ${JSON.stringify(native.tfOpsOutputCounts())}`)
+    // And the ordinary path still takes the op afterwards (hostile calls did not turn it off).
+    const { MaxNorm } = await api()
+    const { fastPathStatus } = await import('../../src/backends')
+    const viaOp = new MaxNorm({ maxValue: 1 }).apply(t as never) as unknown as { dataSync(): Float32Array }
+    check(viaOp.dataSync().every((x, i) => Object.is(x, reference[i])), 'MaxNorm.apply is wrong after the hostile calls')
+    check(fastPathStatus().tfjsNode?.available === true, 'the op path was turned off by hostile calls')
+    return lines.join('\n')
+  },
+  async "tf ops: TensorFlow's flush-to-zero mode does not change what the op computes"() {
+    // TensorFlow runs kernels with denormals flushed to zero. Under that mode a float32 factor of
+    // a norm beyond 1e38 is zero: MaxNorm zeroed such a column and MinMaxNorm ended below its
+    // minimum. The op must give the bits of the ordinary path, and TensorFlow's mode come back.
+    const { loadTfjsNode, tfjsNodeRequired, describeTfjsNode } = await import('../support/tfjs-node')
+    const status = loadTfjsNode()
+    if (!status.available) {
+      check(!tfjsNodeRequired(), `tfjs-node is required here: ${describeTfjsNode(status)}`)
+      return `skipped: ${describeTfjsNode(status)}`
+    }
+    const tf = status.tf
+    const { MaxNorm, MinMaxNorm, UnitNorm, NonNeg } = await api()
+    const { fastApply } = await import('../../src/backends')
+    const lines: string[] = []
+    const data: Record<string, number[]> = {
+      'norms beyond 1e38': [3e38, 3e38, 1, 1],
+      denormals: [1e-40, 2e-40, 1e-39, -3e-39],
+      'denormal and normal': [1e-40, -1e-40, 0.5, -0],
+    }
+    for (const constraint of [new MaxNorm({ maxValue: 1 }), new MinMaxNorm({ minValue: 0.5, maxValue: 1 }), new UnitNorm(), new NonNeg()]) {
+      for (const [what, values] of Object.entries(data)) {
+        const plain = Float32Array.from(values)
+        const expected = constraint.applyCopy(plain, [2, 2])
+        const x = tf.tensor(plain, [2, 2])
+        const viaOp = fastApply(x, constraint.native)
+        check(viaOp !== undefined, `${constraint.getClassName()}: the op path was not taken`)
+        const got = viaOp!.dataSync()
+        check(got.every((v, i) => Object.is(v, expected[i])), `${constraint.getClassName()} on ${what}: the op gave ${Array.from(got).join(', ')}, the ordinary path ${Array.from(expected).join(', ')}`)
+        tf.dispose([x, viaOp!])
+      }
+      lines.push(`${constraint.getClassName()}: the op's bits are the ordinary path's`)
+    }
+    // The ordinary path itself keeps denormals (no mode leaked out of TensorFlow), and MinMaxNorm
+    // ends within its bounds.
+    const kept = new NonNeg().applyCopy(new Float32Array([1e-40]), [1])
+    check(kept[0] === Math.fround(1e-40), `NonNeg(1e-40) = ${kept[0]} on the main thread after TensorFlow ops`)
+    const x = tf.tensor([3e38, 3e38, 1, 1], [2, 2])
+    const y = new MinMaxNorm({ minValue: 0.5, maxValue: 1 }).apply(x as never) as unknown as { dataSync(): Float32Array }
+    const [a, b, c, d] = y.dataSync()
+    for (const n of [Math.hypot(a!, c!), Math.hypot(b!, d!)]) check(n >= 0.5 * (1 - 1e-6) && n <= 1 + 1e-6, `MinMaxNorm(0.5, 1) via the op ended with a norm of ${n}`)
+    return lines.join('\n')
+  },
+
 }
 
 // -------------------------------------------------------------------------------------------

@@ -326,6 +326,8 @@ unsafe extern "C" fn compute<P: Pass>(kernel: *mut c_void, ctx: *mut TF_OpKernel
     let Some(api) = API.get() else {
         return;
     };
+    // Until the end of this call (also when the pass panics): TensorFlow's flush-to-zero mode off.
+    let _denormals = fp_mode::KeepDenormals::new();
     // SAFETY: TensorFlow passes the kernel made by `create::<P>` and a live context.
     let result = catch_unwind(AssertUnwindSafe(|| unsafe {
         compute_in::<P>(api, kernel, ctx)
@@ -345,6 +347,124 @@ unsafe extern "C" fn compute<P: Pass>(kernel: *mut c_void, ctx: *mut TF_OpKernel
     );
     // SAFETY: live context; TensorFlow copies the status.
     unsafe { (api.TF_OpKernelContext_Failure)(ctx, status.raw) };
+}
+
+/// The floating-point mode a pass runs in.
+///
+/// TensorFlow runs its kernels with denormals flushed to zero (its `ScopedFlushDenormal`: FTZ and
+/// DAZ in x86's MXCSR, FZ in Arm's FPCR), on the calling thread of an eager op too. normclip's
+/// passes are written for IEEE arithmetic (as Rust code is compiled: LLVM assumes the default
+/// mode) and give the same bits on every path only there: under TensorFlow's mode a float32
+/// factor of a norm beyond ~1e38 is a denormal read as zero, so MaxNorm zeroed such a column
+/// instead of scaling it to its bound and MinMaxNorm ended below its minimum; denormal inputs
+/// and outputs became zeros. So a pass sets the flush (and rounding) bits to the defaults and
+/// restores TensorFlow's mode when it is done. Threads of normclip's own pool (large tensors)
+/// run in the default mode already.
+mod fp_mode {
+    /// Restores the saved mode when dropped.
+    pub struct KeepDenormals(u64);
+
+    impl KeepDenormals {
+        pub fn new() -> KeepDenormals {
+            let saved = get();
+            set(saved & !DEFAULT_CLEARED);
+            KeepDenormals(saved)
+        }
+    }
+
+    impl Drop for KeepDenormals {
+        fn drop(&mut self) {
+            set(self.0);
+        }
+    }
+
+    /// MXCSR: FTZ (bit 15) and DAZ (bit 6); the rounding control (bits 13-14, 0 = to nearest).
+    #[cfg(target_arch = "x86_64")]
+    const FLUSH: u64 = (1 << 15) | (1 << 6);
+    #[cfg(target_arch = "x86_64")]
+    const ROUNDING: u64 = 0b11 << 13;
+    /// FPCR: FZ (bit 24) and FZ16 (bit 19); RMode (bits 22-23, 0 = to nearest).
+    #[cfg(target_arch = "aarch64")]
+    const FLUSH: u64 = (1 << 24) | (1 << 19);
+    #[cfg(target_arch = "aarch64")]
+    const ROUNDING: u64 = 0b11 << 22;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const FLUSH: u64 = 0;
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    const ROUNDING: u64 = 0;
+    /// The bits a pass clears: the defaults are zeros.
+    const DEFAULT_CLEARED: u64 = FLUSH | ROUNDING;
+
+    #[cfg(target_arch = "x86_64")]
+    fn get() -> u64 {
+        let mut csr = 0u32;
+        // SAFETY: `stmxcsr` stores the 32-bit MXCSR into `csr`, a live local; nothing else.
+        unsafe {
+            std::arch::asm!("stmxcsr [{}]", in(reg) &mut csr, options(nostack, preserves_flags))
+        };
+        u64::from(csr)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn set(value: u64) {
+        let csr = value as u32;
+        // SAFETY: `ldmxcsr` loads MXCSR from `csr`, a live local holding a value read from MXCSR
+        // with mode bits cleared (valid: no reserved bit is set), or TensorFlow's saved value.
+        unsafe {
+            std::arch::asm!("ldmxcsr [{}]", in(reg) &csr, options(nostack, preserves_flags, readonly))
+        };
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn get() -> u64 {
+        let fpcr: u64;
+        // SAFETY: reading FPCR has no side effect.
+        unsafe {
+            std::arch::asm!("mrs {}, fpcr", out(reg) fpcr, options(nomem, nostack, preserves_flags))
+        };
+        fpcr
+    }
+
+    #[cfg(target_arch = "aarch64")]
+    fn set(fpcr: u64) {
+        // SAFETY: writes FPCR with a value read from it (mode bits cleared) or the saved value.
+        unsafe {
+            std::arch::asm!("msr fpcr, {}", in(reg) fpcr, options(nomem, nostack, preserves_flags))
+        };
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn get() -> u64 {
+        0
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    fn set(_: u64) {}
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn flush_to_zero_is_off_inside_and_restored_after() {
+            let tiny = std::hint::black_box(1e-40f32);
+            let original = get();
+            set(original | FLUSH); // TensorFlow's mode
+            #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+            assert_eq!(std::hint::black_box(tiny) * 1.0, 0.0, "flushing is on");
+            let flushing = get();
+            {
+                let _keep = KeepDenormals::new();
+                assert_eq!(
+                    std::hint::black_box(tiny) * 1.0,
+                    tiny,
+                    "denormals kept inside"
+                );
+            }
+            assert_eq!(get(), flushing, "the caller's mode is restored");
+            set(original);
+        }
+    }
 }
 
 /// An input, read and checked.
