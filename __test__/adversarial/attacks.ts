@@ -869,6 +869,52 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     return lines.join('\n')
   },
 
+  async 'backends: tensors and the arrays dataSync handed out are never written (cpu, wasm heap, tfjs-node)'() {
+    // Every zero-copy path (wasm heap views, TensorFlow ops) and every copy path (clipping reads
+    // tensors through dataSync) must leave an input tensor, and any array the app already got
+    // from it, exactly as they were.
+    const { loadTfjsNode } = await import('../support/tfjs-node')
+    const status = loadTfjsNode()
+    const tf = (status.available ? status.tf : await import('@tensorflow/tfjs')) as typeof import('@tensorflow/tfjs')
+    const wasm = await import('@tensorflow/tfjs-backend-wasm')
+    const { dirname, join } = await import('node:path')
+    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/')
+    const { MaxNorm, applyConstraints, clipByGlobalNorm, clipByNorm, clipUpdate, clipByValue, clipPerExample } = await api()
+    const backends = ['cpu', 'wasm', ...(status.available ? ['tensorflow'] : [])]
+    const lines: string[] = []
+    for (const name of backends) {
+      check(await tf.setBackend(name), `backend ${name} did not start`)
+      const values = Float32Array.from({ length: 64 }, (_, i) => ((i * 7) % 11) - 5)
+      const x = tf.tensor(values, [8, 8])
+      const held = x.dataSync() as Float32Array // on cpu: the backend's own storage
+      const bystander = tf.tensor(values.map((v) => v * 2), [8, 8])
+      const results = [
+        new MaxNorm({ maxValue: 0.5 }).apply(x as never) as unknown as import('@tensorflow/tfjs').Tensor,
+        clipByGlobalNorm([x, bystander], 0.5)[0][0]!,
+        clipByNorm(x, 0.5, 0),
+        clipUpdate([x], 0.5).deltas[0]!,
+        clipByValue([x], 0.5)[0]!,
+        clipPerExample([x], 0.5).sums[0]! as import('@tensorflow/tfjs').Tensor,
+      ]
+      for (const [i, r] of results.entries()) check(r !== (x as unknown), `${name}: result ${i} is the input itself`)
+      assertUnchanged(held, values, `${name}: an array dataSync handed out`)
+      assertUnchanged(x.dataSync() as Float32Array, values, `${name}: the input tensor`)
+      assertUnchanged(bystander.dataSync() as Float32Array, values.map((v) => v * 2), `${name}: another tensor`)
+      // Training: the variable's earlier dataSync array stays as it was.
+      const layer = tf.layers.dense({ inputShape: [8], units: 8, kernelConstraint: new MaxNorm({ maxValue: 0.1 }), kernelInitializer: 'ones' })
+      const model = tf.sequential({ layers: [layer] })
+      const kernelHeld = layer.trainableWeights[0]!.read().dataSync() as Float32Array
+      const kernelSnapshot = kernelHeld.slice()
+      applyConstraints(model)
+      assertUnchanged(kernelHeld, kernelSnapshot, `${name}: a variable's dataSync array after applyConstraints`)
+      const norms = new MaxNorm({ maxValue: 0.1 }).norms(layer.trainableWeights[0]!.read().dataSync() as Float32Array, [8, 8]).norms
+      check(norms.every((n) => n <= 0.1 * (1 + 1e-6)), `${name}: the constraint did not hold`)
+      tf.dispose([x, bystander, ...results])
+      model.dispose()
+      lines.push(`${name}: inputs, held arrays and other tensors unchanged`)
+    }
+    return lines.join('\n')
+  },
 }
 
 // -------------------------------------------------------------------------------------------

@@ -9,9 +9,14 @@
  * - an accepted call gives what a plain scalar reference gives: norms within 1e-5 relative, and
  *   every slice within its bound; the copy equals the in-place result bit for bit; async equals
  *   sync.
+ * Every other call is also a gradient-clipping call (`clipOne`: every list entry point of the
+ * binding and the TypeScript wrappers, against an f64 reference), and one call in a hundred a
+ * zero-copy backend call (`backendOne`: tensors on the wasm heap and, when tfjs-node loads, in
+ * TensorFlow through normclip's op; bit-identical to the copy path, inputs unchanged).
  * On a failure it prints the seed and the call number, so `fuzz.ts <seed> <calls>` replays it.
  */
 import { applyBatch as batchTs, applyBatchAsync as batchAsyncTs, constrain } from '../../src/index'
+import * as clipTs from '../../src/clipping'
 import * as native from '../../src/native/index.js'
 
 type FloatArray = Float32Array | Float64Array
@@ -290,13 +295,290 @@ async function one(call: number): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Gradient clipping: every list entry point of the binding (and the TypeScript wrappers over it)
+// on random lists — float arrays of both types, empty ones, shared, resizable and subarrays,
+// aliasing ones, holes and wrong types — with hostile element getters that free, shrink or
+// throw. Refusals leave every attached array unchanged; accepted calls match an f64 reference.
+
+const clipStats = { calls: 0, accepted: 0, refused: 0, hostile: 0 }
+const clipScalar = () => pick([0, 0.5, 1, 2, 3, 1e-30, 1e30, -1, Number.NaN, Number.POSITIVE_INFINITY, random() * 4])
+
+function refNorm(data: ArrayLike<number>, p: number): number {
+  let sum = 0
+  let max = 0
+  for (let i = 0; i < data.length; i++) {
+    const a = Math.abs(data[i]!)
+    max = Math.max(max, a)
+    sum += p === 1 ? a : a * a
+  }
+  return p === Number.POSITIVE_INFINITY ? max : p === 1 ? sum : Math.sqrt(sum)
+}
+
+const near = (a: number, b: number, rel = 1e-5) => Object.is(a, b) || Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + 1e-30
+
+/** Each array scaled by `factor` (float32 arrays by its float32 rounding, as the core does). */
+function checkScaled(call: number, what: string, arrays: FloatArray[], before: FloatArray[], factor: number): void {
+  arrays.forEach((array, t) => {
+    for (let i = 0; i < array.length; i++) {
+      const expected = before[t]![i]! * factor
+      if (!near(array[i]!, expected)) fail(call, `${what}: arrays[${t}][${i}] = ${array[i]}, expected ${before[t]![i]} * ${factor} = ${expected}`)
+    }
+  })
+}
+
+async function clipOne(call: number): Promise<void> {
+  clipStats.calls++
+  const count = int(4)
+  const arrays: FloatArray[] = Array.from({ length: count }, () => randomData(chance(0.1) ? 0 : 1 + int(40), chance(0.3)))
+  const list: unknown[] = [...arrays]
+  // Whether the list is exactly `arrays` (no wrong element, alias or hole): then results are checked.
+  let honest = true
+  if (count > 0 && chance(0.03)) {
+    list[int(count)] = pick([new Int32Array(3), [1, 2], null, undefined, 'x'])
+    honest = false
+  }
+  if (count > 1 && chance(0.03)) {
+    list[1] = arrays[0] // one array twice (written lists refuse it)
+    honest = false
+  }
+  if (count > 0 && chance(0.02)) {
+    list.length = count + 2 // holes at the end
+    honest = false
+  }
+  const before = arrays.map((a) => a.slice())
+  let hostile = false
+  if (count > 1 && chance(0.05)) {
+    hostile = true
+    clipStats.hostile++
+    const victim = arrays[int(count - 1)]!
+    const action = pick<Hook>([
+      () => detach(victim),
+      () => {
+        const buffer = victim.buffer as ArrayBuffer & { resizable?: boolean; resize?(n: number): void }
+        if (buffer.resizable) buffer.resize!(0)
+      },
+      () => {
+        throw new HostileError('a list getter threw')
+      },
+    ])
+    const last = list[count - 1]
+    Object.defineProperty(list, count - 1, { get: () => (action(), last), enumerable: true })
+  }
+  const p = pick([1, 2, 2, Number.POSITIVE_INFINITY, 3, 0])
+  const c = clipScalar()
+  const entry = int(12)
+  const finite = honest && arrays.every((a) => Array.from(a).every((x) => Number.isFinite(x) && Math.abs(x) < 1e30))
+  const l = list as FloatArray[]
+  try {
+    switch (entry) {
+      case 0: {
+        const norms = native.clipTensorNorms(l, p)
+        if (finite && !hostile) norms.forEach((n, t) => near(n, refNorm(before[t]!, p), 1e-6) || fail(call, `clipTensorNorms p=${p}: ${n} vs ${refNorm(before[t]!, p)}`))
+        break
+      }
+      case 1: {
+        const useNorm = chance(0.2) ? clipScalar() : null
+        const norm = native.clipByGlobalNorm(l, c, useNorm)
+        if (finite && !hostile && useNorm === null) {
+          const expected = Math.sqrt(before.reduce((s, a) => s + refNorm(a, 2) ** 2, 0))
+          if (!near(norm, expected, 1e-6)) fail(call, `clipByGlobalNorm: norm ${norm} vs ${expected}`)
+          if (c > 1e-20 && c < 1e20 && norm > 1e-20) checkScaled(call, `clipByGlobalNorm(${c}) N=${norm}`, arrays, before, c / Math.max(norm, c))
+        }
+        break
+      }
+      case 2:
+        native.clipEachByNorm(l, c)
+        if (finite && !hostile && c > 1e-20 && c < 1e20) {
+          arrays.forEach((a, t) => {
+            const n = refNorm(before[t]!, 2)
+            if (n > 1e-20) checkScaled(call, `clipEachByNorm(${c})`, [a], [before[t]!], c / Math.max(n, c))
+          })
+        }
+        break
+      case 3:
+        native.clipByValue(l, c)
+        if (!hostile && honest) {
+          arrays.forEach((a, t) => {
+            const v = a instanceof Float32Array ? Math.fround(c) : c
+            for (let i = 0; i < a.length; i++) {
+              const x = before[t]![i]!
+              const expected = Number.isNaN(x) ? x : Math.min(Math.max(x, -v), v)
+              if (!Object.is(a[i], Object.is(x, -0) && v > 0 ? x : expected)) fail(call, `clipByValue(${c}): ${x} became ${a[i]}`)
+            }
+          })
+        }
+        break
+      case 4: {
+        const total = native.clipTotalNorm(l, p, chance(0.5))
+        if (finite && !hostile) {
+          const norms = before.map((a) => refNorm(a, p))
+          const expected = p === Number.POSITIVE_INFINITY ? Math.max(0, ...norms) : refNorm(norms, p)
+          if (!near(total, expected, 1e-6)) fail(call, `clipTotalNorm p=${p}: ${total} vs ${expected}`)
+        }
+        break
+      }
+      case 5: {
+        const total = chance(0.5) ? clipScalar() : random() * 10
+        native.clipGradsWithNorm(l, c, total)
+        if (finite && !hostile && Number.isFinite(total)) checkScaled(call, `clipGradsWithNorm(${c}, ${total})`, arrays, before, Math.min(c / (total + 1e-6), 1))
+        break
+      }
+      case 6: {
+        const total = native.clipGradNorm(l, c, p, chance(0.5))
+        if (finite && !hostile && p === 2 && c < 1e20) checkScaled(call, `clipGradNorm(${c})`, arrays, before, Math.min(c / (total + 1e-6), 1))
+        break
+      }
+      case 7: {
+        const [norm, clipped] = native.clipUpdate(l, c)
+        if (finite && !hostile && c > 1e-20 && c < 1e20) checkScaled(call, `clipUpdate(${c})`, arrays, before, clipped === 1 ? c / norm! : 1)
+        break
+      }
+      case 8: {
+        // Per-example: grads[t] of `batch` examples, sums into out[t].
+        const batch = chance(0.05) ? pick([0, 2 ** 32 - 1, 2 ** 32, -1, 1.5]) : 1 + int(3)
+        const perLayer = chance(0.3)
+        const bounds = perLayer ? arrays.map(() => clipScalar()) : [c]
+        if (chance(0.03)) bounds.push(1)
+        const outs: FloatArray[] = arrays.map((a) => (a instanceof Float64Array ? new Float64Array(Math.floor(a.length / Math.max(1, batch))) : new Float32Array(Math.floor(a.length / Math.max(1, batch)))))
+        if (count > 0 && chance(0.03)) outs[0] = arrays[0]!.subarray(0, outs[0]!.length) // over its own gradient
+        const style = pick(['opacus', 'optax', 'tfPrivacy', 'opacus', 'dp'] as const)
+        const counts = native.clipPerExample(l, batch, bounds, perLayer, style as 'opacus', outs)
+        if (finite && !hostile && style === 'opacus' && !perLayer && c < 1e20) {
+          arrays.forEach((a, t) => {
+            const per = outs[t]!.length
+            for (let j = 0; j < per; j++) {
+              let sum = 0
+              for (let i = 0; i < batch; i++) {
+                const n = Math.sqrt(before.reduce((s, g) => { const r = g.length / batch; let q = 0; for (let k = i * r; k < (i + 1) * r; k++) q += g[k]! ** 2; return s + q }, 0))
+                sum += before[t]![i * per + j]! * Math.min(1, c / (n + 1e-6))
+              }
+              if (!near(outs[t]![j]!, sum, 1e-4)) fail(call, `clipPerExample: out[${t}][${j}] = ${outs[t]![j]}, expected ${sum}`)
+            }
+          })
+          arrays.forEach((a, t) => sameBits(a, before[t]!) || fail(call, 'clipPerExample wrote its gradients'))
+          if (counts.length !== 1) fail(call, `clipPerExample: ${counts.length} counts`)
+        }
+        break
+      }
+      case 9: {
+        // clipByNorm on one array with a shape and axes.
+        const array = arrays[0] ?? new Float32Array(0)
+        const dims = array.length % 2 === 0 && array.length > 0 && chance(0.5) ? [2, array.length / 2] : [array.length]
+        const axes = pick<number[] | null>([null, [0], [-1], [0, 1], [5], [0, 0]])
+        native.clipByNorm(array, chance(0.03) ? [array.length + 1] : dims, axes, c)
+        if (finite && !hostile && c > 1e-20 && c < 1e20 && array.length > 0) {
+          for (const [slice, norm] of scalarNorms(array, dims, axes ?? dims.map((_, i) => i))) {
+            if (norm > c * (1 + 1e-5) + 1e-30) fail(call, `clipByNorm: slice ${slice} has norm ${norm} > ${c}`)
+          }
+        }
+        break
+      }
+      case 10: {
+        // The TypeScript wrappers (they copy the list, so list getters run before the binding).
+        const ts = pick(['clipByGlobalNorm', 'clipGradNorm', 'clipUpdate', 'clipByValue', 'globalNorm', 'getTotalNorm'] as const)
+        if (ts === 'clipByGlobalNorm') clipTs.clipByGlobalNorm(l, c)
+        else if (ts === 'clipGradNorm') clipTs.clipGradNorm(l, c, chance(0.1) ? ({ normType: p, bogus: 1 } as never) : { normType: p as 2 })
+        else if (ts === 'clipUpdate') clipTs.clipUpdate(l, c)
+        else if (ts === 'clipByValue') clipTs.clipByValue(l, c)
+        else if (ts === 'globalNorm') clipTs.globalNorm(l)
+        else clipTs.getTotalNorm(l, p as 2)
+        break
+      }
+      default: {
+        const shaped = arrays.map((a) => ({ array: a, shape: a.length % 2 === 0 && a.length > 0 ? [2, a.length / 2] : [a.length] }))
+        clipTs.clipPerExample(shaped, chance(0.3) ? arrays.map(() => c) : c, { style: pick(['opacus', 'optax', 'tfPrivacy'] as const), perLayer: chance(0.3) })
+        arrays.forEach((a, t) => sameBits(a, before[t]!) || fail(call, 'clipPerExample (TypeScript) wrote its gradients'))
+        break
+      }
+    }
+    clipStats.accepted++
+  } catch (error) {
+    expectRefusal(call, error, `clip entry ${entry} on ${arrays.map((a) => a.length).join(',')}`)
+    clipStats.refused++
+    arrays.forEach((array, t) => {
+      if (array.byteLength !== before[t]!.byteLength || array.length === 0) return
+      const Kind = array.constructor as new (buffer: ArrayBufferLike, offset: number, length: number) => FloatArray
+      if (!sameBits(new Kind(array.buffer, array.byteOffset, before[t]!.length), before[t]!)) fail(call, `clip entry ${entry} refused the call (${(error as Error).message}) but changed arrays[${t}]`)
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Zero-copy backend paths: tensors on the wasm backend (heap views) and, when tfjs-node loads,
+// on TensorFlow (normclip's op). Each result must be bit-identical to the copy path on the same
+// data, and the input tensor unchanged; an unusable input (disposed, int32, a shape the
+// constraint does not fit) must be declined (undefined), never crash.
+
+type TfLike = typeof import('@tensorflow/tfjs')
+const backendStats: Record<string, number> = {}
+let tfBackends: { tf: TfLike; names: string[]; fastApply: typeof import('../../src/backends').fastApply } | undefined
+
+async function loadBackends(): Promise<void> {
+  const { loadTfjsNode } = await import('../support/tfjs-node')
+  const status = loadTfjsNode()
+  const tf = (status.available ? status.tf : await import('@tensorflow/tfjs')) as TfLike
+  const wasm = await import('@tensorflow/tfjs-backend-wasm')
+  const { dirname, join } = await import('node:path')
+  wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/')
+  const names = ['wasm', ...(status.available ? ['tensorflow'] : [])]
+  for (const name of names) if (!(await tf.setBackend(name))) fail(-1, `backend ${name} did not start`)
+  tfBackends = { tf, names, fastApply: (await import('../../src/backends')).fastApply }
+}
+
+async function backendOne(call: number): Promise<void> {
+  const { tf, names, fastApply } = tfBackends!
+  const name = pick(names)
+  if (tf.getBackend() !== name) await tf.setBackend(name)
+  const dims = randomDims()
+  const len = dims.reduce((a, b) => a * b, 1)
+  const spec = randomSpec(dims.length)
+  let constraint: native.NativeConstraint
+  try {
+    constraint = native.NativeConstraint.create(spec)
+  } catch (error) {
+    expectRefusal(call, error, `create(${JSON.stringify(spec)})`)
+    return
+  }
+  const values = randomData(len, false) as Float32Array
+  const plain = values.slice()
+  const kind = int(20)
+  const tensor = kind === 0 ? tf.tensor(Int32Array.from(values, (x) => Math.trunc(x) | 0), dims, 'int32') : tf.tensor(plain, dims, 'float32')
+  if (kind === 1) tensor.dispose()
+  const key = `${name}:${kind === 0 ? 'int32' : kind === 1 ? 'disposed' : 'float32'}`
+  const result = fastApply(tensor, constraint)
+  let expected: Float32Array | undefined
+  try {
+    expected = constraint.applyCopy(values, dims) as Float32Array
+  } catch (error) {
+    expectRefusal(call, error, 'the reference copy')
+  }
+  backendStats[`${key}:${result === undefined ? 'declined' : 'applied'}`] = (backendStats[`${key}:${result === undefined ? 'declined' : 'applied'}`] ?? 0) + 1
+  if (result !== undefined) {
+    if (kind <= 1) fail(call, `${key}: an unusable tensor was accepted`)
+    if (expected === undefined) fail(call, `${name}: the fast path accepted what the copy path refuses (${JSON.stringify(spec)} on ${JSON.stringify(dims)})`)
+    if (!sameBits(result.dataSync() as Float32Array, expected)) fail(call, `${name}: the fast path differs from the copy path for ${JSON.stringify(spec)} on ${JSON.stringify(dims)}`)
+    result.dispose()
+  } else if (kind > 1 && expected !== undefined && len > 0 && name === 'wasm') {
+    fail(call, `${name}: a usable tensor was declined (${JSON.stringify(spec)} on ${JSON.stringify(dims)})`)
+  }
+  if (kind !== 1) {
+    if (kind > 1 && !sameBits(tensor.dataSync() as Float32Array, values)) fail(call, `${name}: the input tensor changed`)
+    tensor.dispose()
+  }
+}
+
 async function main(): Promise<void> {
+  await loadBackends()
   for (let call = 0; call < calls; call++) {
     stats.calls++
     await one(call)
+    // Every other call also a clipping call; one in a hundred a backend call.
+    if (call % 2 === 1) await clipOne(call)
+    if (call % 100 === 7) await backendOne(call)
     if (call % 5000 === 4999) (globalThis as { gc?: () => void }).gc?.()
   }
-  console.log(`PASS seed=${seed} ${JSON.stringify(stats)}`)
+  console.log(`PASS seed=${seed} ${JSON.stringify(stats)} clip=${JSON.stringify(clipStats)} backends=${JSON.stringify(backendStats)}`)
 }
 
 main().catch((error: unknown) => fail(-1, String(error)))
