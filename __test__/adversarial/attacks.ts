@@ -915,6 +915,81 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     }
     return lines.join('\n')
   },
+  // -------------------------------------------------------------------------------------------
+  // 9. Weight files (crates/normclip-files, crates/normclip-node/src/files.rs, src/files)
+
+  async 'files: a weight file truncated while a job reads it gives an error, not SIGBUS'() {
+    // A job runs on the pool while JavaScript runs: the app (or another process, or a Worker)
+    // can truncate the file meanwhile. A read through a mapping of the lost pages is SIGBUS,
+    // which kills Node; a read with `pread` reports a short file.
+    const { constrainModel, inspectModel, WeightFileError } = await import('../../src/files')
+    const { ftruncateSync, mkdtempSync, openSync, closeSync, rmSync, truncateSync, writeSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const dir = mkdtempSync(join(tmpdir(), 'normclip-truncate-'))
+    const path = join(dir, 'model.safetensors')
+    const [rows, cols] = [8192, 8192]
+    const header = JSON.stringify({ kernel: { dtype: 'F32', shape: [rows, cols], data_offsets: [0, rows * cols * 4] } })
+    const padded = header + ' '.repeat((8 - (header.length % 8)) % 8)
+    const full = 8 + padded.length + rows * cols * 4
+    const fd = openSync(path, 'w')
+    const length = Buffer.alloc(8)
+    length.writeBigUInt64LE(BigInt(padded.length))
+    writeSync(fd, length)
+    writeSync(fd, Buffer.from(padded))
+    ftruncateSync(fd, full) // 256 MiB of zeros as a hole: no disk writes, reads at page-cache speed
+    closeSync(fd)
+    const outcomes = { resolved: 0, refused: 0 }
+    try {
+      for (let attempt = 0; attempt < 60; attempt++) {
+        truncateSync(path, full)
+        const job =
+          attempt % 2 === 0
+            ? inspectModel(path)
+            : constrainModel(path, { out: join(dir, 'out.safetensors'), constraint: { class_name: 'MaxNorm', config: { max_value: 1, axis: 0 } } })
+        await new Promise((resolve) => setTimeout(resolve, attempt % 15))
+        truncateSync(path, 8 + padded.length)
+        try {
+          await job
+          outcomes.resolved++
+        } catch (error) {
+          check(error instanceof WeightFileError, `attempt ${attempt}: expected a WeightFileError, got ${String(error)}`)
+          check(/truncated|shorter|past the end|end of the file|size/i.test((error as Error).message), `attempt ${attempt}: ${(error as Error).message}`)
+          outcomes.refused++
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    check(outcomes.refused > 0, 'no job saw the truncation: the attack did not race')
+    return `60 jobs on a file truncated under them: ${outcomes.resolved} finished first, ${outcomes.refused} refused with an error`
+  },
+  async 'files: a job plan whose lists claim 2**32-1 elements is refused before anything is allocated'() {
+    const huge = () => new Array(2 ** 32 - 1)
+    const tensor = (over: Record<string, unknown> = {}) => ({ name: 'w', dtype: { name: 'float32' }, shape: [2], segments: [{ file: 0, offset: 0, length: 8 }], ...over })
+    const task = (over: Record<string, unknown> = {}, axes: unknown = { all: true, list: [] }) => ({ tensor: tensor(over), axes, countNegatives: false })
+    const plan = (over: Record<string, unknown>) => ({ inputs: ['/nonexistent'], outputs: [], tensors: [task()], crcPatches: [], ...over })
+    const plans: Record<string, unknown> = {
+      inputs: plan({ inputs: huge() }),
+      outputs: plan({ outputs: huge() }),
+      tensors: plan({ tensors: huge() }),
+      crcPatches: plan({ crcPatches: huge() }),
+      'tensor.shape': plan({ tensors: [task({ shape: huge() })] }),
+      'tensor.segments': plan({ tensors: [task({ segments: huge() })] }),
+      'axes.list': plan({ tensors: [task({}, { all: false, list: huge() })] }),
+      'output pieces': plan({ outputs: [{ path: '/nonexistent-out', display: 'out', pieces: huge() }] }),
+      'crc positions': plan({ crcPatches: [{ output: 0, start: 0, length: 0, positions: huge() }] }),
+    }
+    const lines: string[] = []
+    for (const [name, p] of Object.entries(plans)) {
+      const rss = process.memoryUsage().rss
+      const message = expectThrow(() => new native.NativeFileJob(p as never, false), Error, /./)
+      const grew = (process.memoryUsage().rss - rss) / 2 ** 20
+      check(grew < 64, `${name}: RSS +${grew.toFixed(0)} MiB to refuse a list of holes`)
+      lines.push(`${name}: ${message}`)
+    }
+    return lines.join('\n')
+  },
 }
 
 // -------------------------------------------------------------------------------------------

@@ -1,15 +1,19 @@
 //! safetensors headers, read and validated by the `safetensors` crate (the format's reference
 //! implementation): lengths, JSON, offsets contiguous from 0 and covering the data section exactly,
-//! shape × dtype = byte length. The file is memory-mapped only to hand the crate its length; the
-//! header is the only part read.
+//! shape × dtype = byte length. Only the header is read (never through a mapping of the file:
+//! see `read_header`).
 
 use std::collections::BTreeMap;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors};
 
 use crate::dtype::{DType, Order};
 use crate::error::{FileError, Result};
+
+/// The `safetensors` crate's `MAX_HEADER_SIZE` (not exported): a longer header is refused.
+const SAFETENSORS_MAX_HEADER: u64 = 100_000_000;
 
 /// One tensor of a safetensors file, with its absolute byte range.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,16 +64,30 @@ pub fn read_header(path: &str) -> Result<Header> {
             "{file_len} bytes, shorter than the 8-byte header length"
         )));
     }
-    // SAFETY: the map is read-only and dropped before this function returns; the crate only reads
-    // the first 8 + N bytes and the length. A file truncated meanwhile by another process could
-    // fault (SIGBUS) — the same risk every mmap-based reader of the format takes.
-    let map =
-        unsafe { memmap2::Mmap::map(&file) }.map_err(|e| FileError::io(path, "cannot map", &e))?;
+    // The crate validates a buffer as long as the whole file but reads only its first 8 + N bytes.
+    // Those are read with `pread` into an anonymous mapping of the file's length (untouched pages
+    // cost nothing, MAP_NORESERVE): a mapping of the file itself would be SIGBUS, killing Node, if
+    // the file were truncated meanwhile (by a Worker of this process, or another process).
+    let too_large = |e: std::io::Error| FileError::io(path, "cannot map", &e);
+    let mut map = memmap2::MmapOptions::new()
+        .len(usize::try_from(file_len).map_err(|_| invalid(format!("{file_len} bytes")))?)
+        .no_reserve_swap()
+        .map_anon()
+        .map_err(too_large)?;
+    let read = |buffer: &mut [u8], what: &str| {
+        file.read_exact_at(buffer, 0)
+            .map_err(|e| FileError::io(path, &format!("cannot read the {what}"), &e))
+    };
+    read(&mut map[..8], "header length")?;
     let n = u64::from_le_bytes(map[..8].try_into().expect("8 bytes"));
     if n > file_len - 8 {
         return Err(invalid(format!(
             "the header length says {n} bytes, past the end of the file ({file_len} bytes)"
         )));
+    }
+    // Beyond the crate's limit it refuses the header from its length alone.
+    if n <= SAFETENSORS_MAX_HEADER {
+        read(&mut map[..8 + n as usize], "header")?;
     }
     let (n, metadata) = SafeTensors::read_metadata(&map).map_err(|e| {
         invalid(match e {

@@ -640,12 +640,7 @@ struct State<T> {
     values: Vec<T>,
     scratch: Vec<u8>,
     limit: usize,
-    /// The mapped window of the last `look`, unmapped at the next one (RSS stays one chunk).
-    map: Option<memmap2::Mmap>,
 }
-
-/// Mapped windows start at multiples of this (a multiple of every page size in use).
-const MAP_ALIGN: u64 = 1 << 16;
 
 impl<T: Compute> State<T> {
     fn new(limit: usize) -> Self {
@@ -653,60 +648,14 @@ impl<T: Compute> State<T> {
             values: Vec::new(),
             scratch: Vec::new(),
             limit,
-            map: None,
         }
     }
 
-    /// Elements `[start, start + n)` to read only: straight from the page cache through a mapped
-    /// window when they are stored as `T` (native order, aligned, in one segment of a file long
-    /// enough), which saves the copy `read` makes; otherwise decoded into the buffer.
+    /// Elements `[start, start + n)` to read only, decoded into the buffer. Never through a
+    /// mapping of the file: the file can be truncated while the job runs (by the app itself, on
+    /// the main thread or in a Worker, or by another process), and touching a mapped page past
+    /// the new end is SIGBUS, which kills Node. `read` reports a short file as an error.
     fn look(&mut self, job: &Job, start: usize, n: usize) -> Result<&[T]> {
-        self.map = None;
-        let size = std::mem::size_of::<T>() as u64;
-        let bytes = n as u64 * size;
-        let mut begin = start as u64 * size;
-        let mut found = None;
-        if job.tensor.dtype.is_native::<T>() && n > 0 {
-            for segment in &job.tensor.segments {
-                if begin < segment.len {
-                    if begin + bytes <= segment.len {
-                        found = Some((segment, segment.offset + begin));
-                    }
-                    break;
-                }
-                begin -= segment.len;
-            }
-        }
-        if let Some((segment, at)) = found.filter(|(_, at)| at % size == 0) {
-            let file = job.files.check(segment)?;
-            // Never map past the end (a truncated file would fault): `read` reports it instead.
-            let long_enough = file.metadata().is_ok_and(|m| m.len() >= at + bytes);
-            let from = at / MAP_ALIGN * MAP_ALIGN;
-            let mapped = if long_enough {
-                // SAFETY: a read-only private map of a range inside the file, dropped before the
-                // next window is taken; only a concurrent truncation by another process could make
-                // an access fault, the risk every mmap-based reader of these formats takes.
-                unsafe {
-                    memmap2::MmapOptions::new()
-                        .offset(from)
-                        .len((at + bytes - from) as usize)
-                        .populate()
-                        .map(file)
-                }
-                .ok()
-            } else {
-                None
-            };
-            if let Some(map) = mapped {
-                job.progress.fetch_add(bytes, Ordering::Relaxed);
-                let map = self.map.insert(map);
-                let window = &map[(at - from) as usize..(at - from + bytes) as usize];
-                // SAFETY: the window is `n` elements of T's native representation (checked above),
-                // aligned to T (the map starts on a page, `at` is a multiple of T's size), and
-                // lives as long as `self.map`, which the returned borrow of `self` keeps.
-                return Ok(unsafe { std::slice::from_raw_parts(window.as_ptr().cast::<T>(), n) });
-            }
-        }
         Ok(&*self.read(job, start, n)?)
     }
 

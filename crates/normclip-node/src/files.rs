@@ -9,8 +9,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{AsyncTask, Float64Array};
-use napi::{Env, Task};
+use napi::bindgen_prelude::{
+    Array, AsyncTask, Float64Array, FromNapiValue, ToNapiValue, TypeName, ValueType,
+};
+use napi::{sys, Env, Task};
 use napi_derive::napi;
 use normclip_core::{Axes, Constraint, Mode};
 use normclip_files::{
@@ -154,15 +156,18 @@ pub struct NativeSegment {
 pub struct NativeTensor {
     pub name: String,
     pub dtype: NativeDtype,
-    pub shape: Vec<i64>,
-    pub segments: Vec<NativeSegment>,
+    #[napi(ts_type = "Array<number>")]
+    pub shape: List<i64>,
+    #[napi(ts_type = "Array<NativeSegment>")]
+    pub segments: List<NativeSegment>,
 }
 
 /// Norm axes: `all` (one norm for the tensor) or `list` (negative counts from the end).
 #[napi(object)]
 pub struct NativeAxes {
     pub all: bool,
-    pub list: Vec<i64>,
+    #[napi(ts_type = "Array<number>")]
+    pub list: List<i64>,
 }
 
 /// A constraint with every parameter resolved (the TypeScript classes own the defaults).
@@ -207,7 +212,8 @@ pub struct NativePiece {
 pub struct NativeOutputFile {
     pub path: String,
     pub display: String,
-    pub pieces: Vec<NativePiece>,
+    #[napi(ts_type = "Array<NativePiece>")]
+    pub pieces: List<NativePiece>,
 }
 
 #[napi(object)]
@@ -215,16 +221,70 @@ pub struct NativeCrcPatch {
     pub output: u32,
     pub start: i64,
     pub length: i64,
-    pub positions: Vec<i64>,
+    #[napi(ts_type = "Array<number>")]
+    pub positions: List<i64>,
 }
 
 /// A job: inspect `tensors` of `inputs`, or (with `outputs`) write them.
 #[napi(object)]
 pub struct NativeFilePlan {
-    pub inputs: Vec<String>,
-    pub outputs: Vec<NativeOutputFile>,
-    pub tensors: Vec<NativeTensorTask>,
-    pub crc_patches: Vec<NativeCrcPatch>,
+    #[napi(ts_type = "Array<string>")]
+    pub inputs: List<String>,
+    #[napi(ts_type = "Array<NativeOutputFile>")]
+    pub outputs: List<NativeOutputFile>,
+    #[napi(ts_type = "Array<NativeTensorTask>")]
+    pub tensors: List<NativeTensorTask>,
+    #[napi(ts_type = "Array<NativeCrcPatch>")]
+    pub crc_patches: List<NativeCrcPatch>,
+}
+
+/// A list field of a plan, converted element by element. napi-rs' `Vec<T>` reserves the length
+/// an Array claims before reading it, and `new Array(2 ** 32 - 1)` claims four billion elements
+/// in a few bytes: the reservation fails and aborts Node. This reserves at most 2^16 up front,
+/// and the first hole is an error.
+pub struct List<T>(Vec<T>);
+
+impl<T> std::ops::Deref for List<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> TypeName for List<T> {
+    fn type_name() -> &'static str {
+        "Array"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl<T: FromNapiValue> FromNapiValue for List<T> {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        // SAFETY: napi-rs' conversion contract, passed on: `value` is a value of `env`'s scope.
+        let array = unsafe { Array::from_napi_value(env, value) }?;
+        let mut items = Vec::with_capacity(array.len().min(1 << 16) as usize);
+        for index in 0..array.len() {
+            match array.get::<T>(index)? {
+                Some(item) => items.push(item),
+                None => {
+                    return Err(napi::Error::new(
+                        napi::Status::InvalidArg,
+                        format!("element {index} is missing"),
+                    ))
+                }
+            }
+        }
+        Ok(List(items))
+    }
+}
+
+impl<T: ToNapiValue> ToNapiValue for List<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: as for `Vec<T>`, whose conversion this is.
+        unsafe { Vec::<T>::to_napi_value(env, value.0) }
+    }
 }
 
 fn axes_from(a: &NativeAxes) -> Axes {
