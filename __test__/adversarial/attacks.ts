@@ -710,7 +710,7 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     return lines.join('\n')
   },
 
-  async 'clip: overlapping outputs, and outputs over their own gradients, are refused'() {
+  async 'clip: written arrays must not overlap (outputs over their gradients neither); read-only lists may share memory'() {
     const memory = filled()
     const before = memory.slice()
     const lines = [
@@ -722,6 +722,14 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       expectThrow(() => native.clipPerExample([memory.subarray(0, N / 2), memory.subarray(N / 2)], 2, [1], false, 'opacus', [memory.subarray(N / 4, N / 2), new Float32Array(N / 4)]), RangeError, /overlaps/),
     ]
     assertUnchanged(memory, before, 'overlapping lists')
+    // Read-only lists may share memory: TF's global_norm([t, t]) is a norm like any other.
+    const one = native.clipTensorNorms([memory], 2)[0]!
+    const twice = native.clipTensorNorms([memory, memory, memory.subarray(1)], 2)
+    check(twice[0] === one && twice[1] === one, `norms of one array twice: ${twice.join(', ')}, expected ${one} each`)
+    const total = native.clipTotalNorm([memory, memory], 2, false)
+    check(Math.abs(total - Math.SQRT2 * one) <= 1e-9 * total, `total norm of one array twice: ${total}`)
+    assertUnchanged(memory, before, 'read-only lists sharing memory')
+    lines.push(`read-only lists sharing memory: norms ${twice.join(', ')}; total ${total}`)
     return lines.join('\n')
   },
 

@@ -115,17 +115,37 @@ fn with_list<T>(
     env: &Env,
     list: &Unknown,
     name: &str,
-    write: bool,
     f: impl FnOnce(&mut [TensorMut]) -> Result<T, CoreError>,
 ) -> Res<T> {
     let reading = Reading::begin(env);
     let list = read_list(&reading, list, name)?;
     let items = list.args();
     let sealed = reading.seal();
-    // Read-only calls still take write views: the core API is one type; no write happens.
-    let _ = write;
     let mut views = sealed.views(&requests(&items, Access::Write))?;
     Ok(f(&mut tensors(&mut views))?)
+}
+
+/// Reads a list and runs `f` on read-only views: its arrays may share memory (TF's
+/// `global_norm([t, t])` is a norm like any other), which written lists refuse.
+fn with_list_read<T>(
+    env: &Env,
+    list: &Unknown,
+    name: &str,
+    f: impl FnOnce(&[TensorRef]) -> Result<T, CoreError>,
+) -> Res<T> {
+    let reading = Reading::begin(env);
+    let list = read_list(&reading, list, name)?;
+    let items = list.args();
+    let sealed = reading.seal();
+    let views = sealed.views(&requests(&items, Access::Read))?;
+    Ok(f(&views.iter().map(tensor_ref).collect::<Vec<_>>())?)
+}
+
+fn tensor_ref<'v>(view: &'v View<'_>) -> TensorRef<'v> {
+    match view.floats() {
+        normclip_core::Floats::F32(d) => TensorRef::F32(d),
+        normclip_core::Floats::F64(d) => TensorRef::F64(d),
+    }
 }
 
 fn norm_type(p: f64) -> Result<NormType, CoreError> {
@@ -144,10 +164,7 @@ pub fn clip_tensor_norms(
 ) -> napi::Result<Vec<f64>> {
     guard(&env, || {
         let p = norm_type(norm_type_value).or_throw(&env)?;
-        with_list(&env, &arrays, "arrays", false, |list| {
-            clip::tensor_norms(&list.iter().map(TensorMut::as_ref).collect::<Vec<_>>(), p)
-        })
-        .or_throw(&env)
+        with_list_read(&env, &arrays, "arrays", |list| clip::tensor_norms(list, p)).or_throw(&env)
     })
 }
 
@@ -163,7 +180,7 @@ pub fn clip_by_global_norm(
     use_norm: Option<f64>,
 ) -> napi::Result<f64> {
     guard(&env, || {
-        with_list(&env, &arrays, "arrays", true, |list| {
+        with_list(&env, &arrays, "arrays", |list| {
             clip::clip_by_global_norm(list, clip_norm, use_norm)
         })
         .or_throw(&env)
@@ -219,7 +236,7 @@ fn clip_by_norm_inner(
 )]
 pub fn clip_each_by_norm(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Result<()> {
     guard(&env, || {
-        with_list(&env, &arrays, "arrays", true, |list| {
+        with_list(&env, &arrays, "arrays", |list| {
             clip::check_bound("clipNorm", clip_norm)?;
             for tensor in list.iter_mut() {
                 match tensor {
@@ -246,7 +263,7 @@ pub fn clip_each_by_norm(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Res
 )]
 pub fn clip_by_value(env: Env, arrays: Unknown, clip_value: f64) -> napi::Result<()> {
     guard(&env, || {
-        with_list(&env, &arrays, "arrays", true, |list| {
+        with_list(&env, &arrays, "arrays", |list| {
             clip::clip_by_value(list, clip_value)
         })
         .or_throw(&env)
@@ -266,12 +283,8 @@ pub fn clip_total_norm(
 ) -> napi::Result<f64> {
     guard(&env, || {
         let p = norm_type(norm_type_value).or_throw(&env)?;
-        with_list(&env, &arrays, "arrays", false, |list| {
-            clip::total_norm(
-                &list.iter().map(TensorMut::as_ref).collect::<Vec<_>>(),
-                p,
-                error_if_nonfinite,
-            )
+        with_list_read(&env, &arrays, "arrays", |list| {
+            clip::total_norm(list, p, error_if_nonfinite)
         })
         .or_throw(&env)
     })
@@ -289,7 +302,7 @@ pub fn clip_grads_with_norm(
     total: f64,
 ) -> napi::Result<()> {
     guard(&env, || {
-        with_list(&env, &arrays, "arrays", true, |list| {
+        with_list(&env, &arrays, "arrays", |list| {
             clip::clip_grads_with_norm(list, max_norm, total)
         })
         .or_throw(&env)
@@ -310,7 +323,7 @@ pub fn clip_grad_norm(
 ) -> napi::Result<f64> {
     guard(&env, || {
         let p = norm_type(norm_type_value).or_throw(&env)?;
-        with_list(&env, &arrays, "arrays", true, |list| {
+        with_list(&env, &arrays, "arrays", |list| {
             clip::clip_grad_norm(list, max_norm, p, error_if_nonfinite)
         })
         .or_throw(&env)
@@ -376,13 +389,7 @@ fn clip_per_example_inner(
     all.extend(requests(&out_items, Access::Write));
     let mut views = sealed.views(&all)?;
     let (grad_views, out_views) = views.split_at_mut(grad_items.len());
-    let refs: Vec<TensorRef> = grad_views
-        .iter()
-        .map(|v| match v.floats() {
-            normclip_core::Floats::F32(d) => TensorRef::F32(d),
-            normclip_core::Floats::F64(d) => TensorRef::F64(d),
-        })
-        .collect();
+    let refs: Vec<TensorRef> = grad_views.iter().map(tensor_ref).collect();
     let mut outs = tensors(out_views);
     let counts = clip::clip_per_example(&refs, batch as usize, &bounds, style, &mut outs)?;
     Ok(counts.into_iter().map(|c| c as u32).collect())
@@ -395,7 +402,7 @@ fn clip_per_example_inner(
 )]
 pub fn clip_update(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Result<Vec<f64>> {
     guard(&env, || {
-        with_list(&env, &arrays, "arrays", true, |list| {
+        with_list(&env, &arrays, "arrays", |list| {
             let result = clip::clip_update(list, clip_norm)?;
             Ok(vec![result.norm, if result.clipped { 1.0 } else { 0.0 }])
         })
