@@ -629,7 +629,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       const grew = (process.memoryUsage().rss - rss) / 2 ** 20
       check(grew < 64, `${name}: RSS +${grew.toFixed(0)} MiB to refuse a list of holes`)
       assertUnchanged(a, before, name)
-      check(out.every((x) => x === 0), `${name}: out was written`)
+      check(
+        out.every((x) => x === 0),
+        `${name}: out was written`,
+      )
       lines.push(`${name}: ${message}`)
     }
     return lines.join('\n')
@@ -639,13 +642,21 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     const { clipPerExample } = await api()
     const lines: string[] = []
     const batch = 2 ** 32 - 1
-    for (const [style, clipNorm, clippedAll] of [['opacus', 1, false], ['opacus', 0, true], ['optax', 1, false], ['tfPrivacy', 1, false]] as const) {
+    for (const [style, clipNorm, clippedAll] of [
+      ['opacus', 1, false],
+      ['opacus', 0, true],
+      ['optax', 1, false],
+      ['tfPrivacy', 1, false],
+    ] as const) {
       for (const perLayer of [false, true]) {
         const rss = process.memoryUsage().rss
         const start = performance.now()
         // Through the public API, as a DP-SGD step on a layer with no parameters would call it.
         const result = clipPerExample(
-          [{ array: new Float32Array(0), shape: [batch, 0] }, { array: new Float64Array(0), shape: [batch, 3, 0] }],
+          [
+            { array: new Float32Array(0), shape: [batch, 0] },
+            { array: new Float64Array(0), shape: [batch, 3, 0] },
+          ],
           perLayer ? [clipNorm, clipNorm] : clipNorm,
           { style, perLayer },
         )
@@ -656,9 +667,14 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
         // factor at 0 (Opacus' C / 1e-6 is below 1 only for C = 0).
         const expected = clippedAll ? batch : 0
         const counts = Array.isArray(result.clipped) ? result.clipped : [result.clipped]
-        check(counts.length === (perLayer ? 2 : 1) && counts.every((c) => c === expected), `${style} perLayer=${perLayer}: clipped ${JSON.stringify(result.clipped)}, expected ${expected} each`)
+        check(
+          counts.length === (perLayer ? 2 : 1) && counts.every((c) => c === expected),
+          `${style} perLayer=${perLayer}: clipped ${JSON.stringify(result.clipped)}, expected ${expected} each`,
+        )
         check(result.sums.length === 2 && result.sums.every((s) => (s as Float32Array).length === 0), 'sums of empty examples are not empty')
-        lines.push(`${style} clipNorm=${clipNorm} perLayer=${perLayer}: clipped ${JSON.stringify(result.clipped)} in ${ms.toFixed(1)} ms, RSS +${grew.toFixed(1)} MiB`)
+        lines.push(
+          `${style} clipNorm=${clipNorm} perLayer=${perLayer}: clipped ${JSON.stringify(result.clipped)} in ${ms.toFixed(1)} ms, RSS +${grew.toFixed(1)} MiB`,
+        )
       }
     }
     // The binding with no tensors at all: nothing to clip, whatever the batch (no panic).
@@ -703,7 +719,11 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
         const message = expectThrow(() => call(list), RangeError, /\[0\]: expected (an attached buffer|length)/)
         assertAllZero(refill, `${name} ${attack}`)
         assertUnchanged(second, secondBefore, `${name} ${attack}: the array still attached`)
-        if (attack === 'shrink') check(victim.every((x) => x === 3), `${name}: the shrunk array was written`)
+        if (attack === 'shrink')
+          check(
+            victim.every((x) => x === 3),
+            `${name}: the shrunk array was written`,
+          )
         lines.push(`${name} (${attack}): ${message}`)
       }
     }
@@ -719,7 +739,15 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       expectThrow(() => native.clipGradNorm([memory, memory], 1, 2, false), RangeError, /overlaps/),
       // Per-example sums written over the gradients they are computed from.
       expectThrow(() => native.clipPerExample([memory], 2, [1], false, 'opacus', [memory.subarray(N / 4, (3 * N) / 4)]), RangeError, /overlaps/),
-      expectThrow(() => native.clipPerExample([memory.subarray(0, N / 2), memory.subarray(N / 2)], 2, [1], false, 'opacus', [memory.subarray(N / 4, N / 2), new Float32Array(N / 4)]), RangeError, /overlaps/),
+      expectThrow(
+        () =>
+          native.clipPerExample([memory.subarray(0, N / 2), memory.subarray(N / 2)], 2, [1], false, 'opacus', [
+            memory.subarray(N / 4, N / 2),
+            new Float32Array(N / 4),
+          ]),
+        RangeError,
+        /overlaps/,
+      ),
     ]
     assertUnchanged(memory, before, 'overlapping lists')
     // Read-only lists may share memory: TF's global_norm([t, t]) is a norm like any other.
@@ -748,10 +776,27 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       ['clipByGlobalNorm useNorm', () => clipByGlobalNorm([a, b], 1, -2), RangeError, /useNorm/],
       ['clipGradNorm p=3', () => clipGradNorm([a, b], 1, { normType: 3 as never }), RangeError, /normType/],
       ['clipGradNorm option', () => clipGradNorm([a, b], 1, { norm_type: 2 } as never), RangeError, /unknown option/],
-      ['clipGradNorm nonfinite', () => clipGradNorm([a, b, new Float32Array([Number.POSITIVE_INFINITY])], 1, { errorIfNonfinite: true }), RangeError, /errorIfNonfinite/],
+      [
+        'clipGradNorm nonfinite',
+        () => clipGradNorm([a, b, new Float32Array([Number.POSITIVE_INFINITY])], 1, { errorIfNonfinite: true }),
+        RangeError,
+        /errorIfNonfinite/,
+      ],
       ['clipGradsWithNorm', () => clipGradsWithNorm([a, b], 1, -1), RangeError, /totalNorm/],
       ['getTotalNorm', () => getTotalNorm([a, b], 0.5 as never), RangeError, /normType/],
-      ['clipPerExample batch', () => clipPerExample([{ array: a, shape: [2, 3] }, { array: b, shape: [3] }], 1), RangeError, /batch size/],
+      [
+        'clipPerExample batch',
+        () =>
+          clipPerExample(
+            [
+              { array: a, shape: [2, 3] },
+              { array: b, shape: [3] },
+            ],
+            1,
+          ),
+        RangeError,
+        /batch size/,
+      ],
       ['clipPerExample length', () => clipPerExample([{ array: a, shape: [4, 2] }], 1), RangeError, /multiple of the batch|expected length/],
       ['clipPerExample style', () => clipPerExample([{ array: a, shape: [2, 3] }], 1, { style: 'torch' as never }), RangeError, /style/],
       ['clipUpdate', () => clipUpdate([a, b], Number.POSITIVE_INFINITY), RangeError, /clipNorm/],
@@ -782,7 +827,12 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     check(native.tfOpsRegister().available, 'the ops did not register')
     const backend = tf.backend() as unknown as {
       binding: { TF_ATTR_INT: number; TF_ATTR_STRING: number }
-      executeMultipleOutputs(name: string, attrs: unknown[], inputs: unknown[], n: number): Array<{ dataSync(): Float32Array; shape: number[]; dispose(): void }>
+      executeMultipleOutputs(
+        name: string,
+        attrs: unknown[],
+        inputs: unknown[],
+        n: number,
+      ): Array<{ dataSync(): Float32Array; shape: number[]; dispose(): void }>
     }
     const exec = (inputs: unknown[], spec: string, n = inputs.length) =>
       backend.executeMultipleOutputs(
@@ -811,26 +861,38 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       ['a scalar for a norm constraint', () => exec([tf.scalar(3)], maxNormSpec), /input 0 of shape \[\]/],
       ['an int32 input', () => exec([ints], 'nonNeg'), /float|int32/],
       ['no inputs', () => exec([], 'nonNeg', 0), /N|0|at least 1|>= 1/],
-      ['a megabyte of spec items', () => exec([t], 'nonNeg;'.repeat(1 << 17) + 'nonNeg'), /1 inputs for 131073 constraints/],
+      ['a megabyte of spec items', () => exec([t], `${'nonNeg;'.repeat(1 << 17)}nonNeg`), /1 inputs for 131073 constraints/],
     ]
     for (const [name, call, pattern] of refused) {
       const message = expectThrow(call, Error, pattern)
       lines.push(`${name}: ${message.replace(/\s+/g, ' ').slice(0, 160)}`)
-      check(Array.from(t.dataSync()).every((x, i) => x === values[i]), `${name}: the input changed`)
+      check(
+        Array.from(t.dataSync()).every((x, i) => x === values[i]),
+        `${name}: the input changed`,
+      )
     }
     // Accepted oddities compute what normclip computes on a plain copy.
     const reference = maxNorm(native).applyCopy(values, [3, 4])
     const [a, b] = exec([t, t], `${maxNormSpec};${maxNormSpec}`) // one tensor twice
-    check(a!.dataSync().every((x, i) => Object.is(x, reference[i])) && b!.dataSync().every((x, i) => Object.is(x, reference[i])), 'the same tensor twice: wrong outputs')
+    check(
+      a!.dataSync().every((x, i) => Object.is(x, reference[i])) && b!.dataSync().every((x, i) => Object.is(x, reference[i])),
+      'the same tensor twice: wrong outputs',
+    )
     const [empty] = exec([tf.zeros([0, 2 ** 20, 2 ** 20])], maxNormSpec) // empty, huge other dimensions
     check(empty!.shape.join() === `0,${2 ** 20},${2 ** 20}` && empty!.dataSync().length === 0, 'an empty input did not give an empty output')
-    check(Array.from(t.dataSync()).every((x, i) => x === values[i]), 'the input changed')
+    check(
+      Array.from(t.dataSync()).every((x, i) => x === values[i]),
+      'the input changed',
+    )
     lines.push(`accepted: one tensor twice, [0, 2**20, 2**20]; output counts ${JSON.stringify(native.tfOpsOutputCounts())}`)
     // And the ordinary path still takes the op afterwards (hostile calls did not turn it off).
     const { MaxNorm } = await api()
     const { fastPathStatus } = await import('../../src/backends')
     const viaOp = new MaxNorm({ maxValue: 1 }).apply(t as never) as unknown as { dataSync(): Float32Array }
-    check(viaOp.dataSync().every((x, i) => Object.is(x, reference[i])), 'MaxNorm.apply is wrong after the hostile calls')
+    check(
+      viaOp.dataSync().every((x, i) => Object.is(x, reference[i])),
+      'MaxNorm.apply is wrong after the hostile calls',
+    )
     check(fastPathStatus().tfjsNode?.available === true, 'the op path was turned off by hostile calls')
     return lines.join('\n')
   },
@@ -861,7 +923,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
         const viaOp = fastApply(x, constraint.native)
         check(viaOp !== undefined, `${constraint.getClassName()}: the op path was not taken`)
         const got = viaOp!.dataSync()
-        check(got.every((v, i) => Object.is(v, expected[i])), `${constraint.getClassName()} on ${what}: the op gave ${Array.from(got).join(', ')}, the ordinary path ${Array.from(expected).join(', ')}`)
+        check(
+          got.every((v, i) => Object.is(v, expected[i])),
+          `${constraint.getClassName()} on ${what}: the op gave ${Array.from(got).join(', ')}, the ordinary path ${Array.from(expected).join(', ')}`,
+        )
         tf.dispose([x, viaOp!])
       }
       lines.push(`${constraint.getClassName()}: the op's bits are the ordinary path's`)
@@ -873,7 +938,8 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     const x = tf.tensor([3e38, 3e38, 1, 1], [2, 2])
     const y = new MinMaxNorm({ minValue: 0.5, maxValue: 1 }).apply(x as never) as unknown as { dataSync(): Float32Array }
     const [a, b, c, d] = y.dataSync()
-    for (const n of [Math.hypot(a!, c!), Math.hypot(b!, d!)]) check(n >= 0.5 * (1 - 1e-6) && n <= 1 + 1e-6, `MinMaxNorm(0.5, 1) via the op ended with a norm of ${n}`)
+    for (const n of [Math.hypot(a!, c!), Math.hypot(b!, d!)])
+      check(n >= 0.5 * (1 - 1e-6) && n <= 1 + 1e-6, `MinMaxNorm(0.5, 1) via the op ended with a norm of ${n}`)
     return lines.join('\n')
   },
 
@@ -886,7 +952,7 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     const tf = (status.available ? status.tf : await import('@tensorflow/tfjs')) as typeof import('@tensorflow/tfjs')
     const wasm = await import('@tensorflow/tfjs-backend-wasm')
     const { dirname, join } = await import('node:path')
-    wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/')
+    wasm.setWasmPaths(`${join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`)
     const { MaxNorm, applyConstraints, clipByGlobalNorm, clipByNorm, clipUpdate, clipByValue, clipPerExample } = await api()
     const backends = ['cpu', 'wasm', ...(status.available ? ['tensorflow'] : [])]
     const lines: string[] = []
@@ -895,7 +961,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       const values = Float32Array.from({ length: 64 }, (_, i) => ((i * 7) % 11) - 5)
       const x = tf.tensor(values, [8, 8])
       const held = x.dataSync() as Float32Array // on cpu: the backend's own storage
-      const bystander = tf.tensor(values.map((v) => v * 2), [8, 8])
+      const bystander = tf.tensor(
+        values.map((v) => v * 2),
+        [8, 8],
+      )
       const results = [
         new MaxNorm({ maxValue: 0.5 }).apply(x as never) as unknown as import('@tensorflow/tfjs').Tensor,
         clipByGlobalNorm([x, bystander], 0.5)[0][0]!,
@@ -907,7 +976,11 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       for (const [i, r] of results.entries()) check(r !== (x as unknown), `${name}: result ${i} is the input itself`)
       assertUnchanged(held, values, `${name}: an array dataSync handed out`)
       assertUnchanged(x.dataSync() as Float32Array, values, `${name}: the input tensor`)
-      assertUnchanged(bystander.dataSync() as Float32Array, values.map((v) => v * 2), `${name}: another tensor`)
+      assertUnchanged(
+        bystander.dataSync() as Float32Array,
+        values.map((v) => v * 2),
+        `${name}: another tensor`,
+      )
       // Training: the variable's earlier dataSync array stays as it was.
       const layer = tf.layers.dense({ inputShape: [8], units: 8, kernelConstraint: new MaxNorm({ maxValue: 0.1 }), kernelInitializer: 'ones' })
       const model = tf.sequential({ layers: [layer] })
@@ -916,7 +989,10 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
       applyConstraints(model)
       assertUnchanged(kernelHeld, kernelSnapshot, `${name}: a variable's dataSync array after applyConstraints`)
       const norms = new MaxNorm({ maxValue: 0.1 }).norms(layer.trainableWeights[0]!.read().dataSync() as Float32Array, [8, 8]).norms
-      check(norms.every((n) => n <= 0.1 * (1 + 1e-6)), `${name}: the constraint did not hold`)
+      check(
+        norms.every((n) => n <= 0.1 * (1 + 1e-6)),
+        `${name}: the constraint did not hold`,
+      )
       tf.dispose([x, bystander, ...results])
       model.dispose()
       lines.push(`${name}: inputs, held arrays and other tensors unchanged`)
@@ -974,7 +1050,13 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
   },
   async 'files: a job plan whose lists claim 2**32-1 elements is refused before anything is allocated'() {
     const huge = () => new Array(2 ** 32 - 1)
-    const tensor = (over: Record<string, unknown> = {}) => ({ name: 'w', dtype: { name: 'float32' }, shape: [2], segments: [{ file: 0, offset: 0, length: 8 }], ...over })
+    const tensor = (over: Record<string, unknown> = {}) => ({
+      name: 'w',
+      dtype: { name: 'float32' },
+      shape: [2],
+      segments: [{ file: 0, offset: 0, length: 8 }],
+      ...over,
+    })
     const task = (over: Record<string, unknown> = {}, axes: unknown = { all: true, list: [] }) => ({ tensor: tensor(over), axes, countNegatives: false })
     const plan = (over: Record<string, unknown>) => ({ inputs: ['/nonexistent'], outputs: [], tensors: [task()], crcPatches: [], ...over })
     const plans: Record<string, unknown> = {

@@ -363,7 +363,13 @@ async function clipOne(call: number): Promise<void> {
       },
     ])
     const last = list[count - 1]
-    Object.defineProperty(list, count - 1, { get: () => (action(), last), enumerable: true })
+    Object.defineProperty(list, count - 1, {
+      get: () => {
+        action()
+        return last
+      },
+      enumerable: true,
+    })
   }
   const p = pick([1, 2, 2, Number.POSITIVE_INFINITY, 3, 0])
   const c = clipScalar()
@@ -374,7 +380,8 @@ async function clipOne(call: number): Promise<void> {
     switch (entry) {
       case 0: {
         const norms = native.clipTensorNorms(l, p)
-        if (finite && !hostile) norms.forEach((n, t) => near(n, refNorm(before[t]!, p), 1e-6) || fail(call, `clipTensorNorms p=${p}: ${n} vs ${refNorm(before[t]!, p)}`))
+        if (finite && !hostile)
+          norms.forEach((n, t) => near(n, refNorm(before[t]!, p), 1e-6) || fail(call, `clipTensorNorms p=${p}: ${n} vs ${refNorm(before[t]!, p)}`))
         break
       }
       case 1: {
@@ -421,7 +428,8 @@ async function clipOne(call: number): Promise<void> {
       case 5: {
         const total = chance(0.5) ? clipScalar() : random() * 10
         native.clipGradsWithNorm(l, c, total)
-        if (finite && !hostile && Number.isFinite(total)) checkScaled(call, `clipGradsWithNorm(${c}, ${total})`, arrays, before, Math.min(c / (total + 1e-6), 1))
+        if (finite && !hostile && Number.isFinite(total))
+          checkScaled(call, `clipGradsWithNorm(${c}, ${total})`, arrays, before, Math.min(c / (total + 1e-6), 1))
         break
       }
       case 6: {
@@ -440,17 +448,26 @@ async function clipOne(call: number): Promise<void> {
         const perLayer = chance(0.3)
         const bounds = perLayer ? arrays.map(() => clipScalar()) : [c]
         if (chance(0.03)) bounds.push(1)
-        const outs: FloatArray[] = arrays.map((a) => (a instanceof Float64Array ? new Float64Array(Math.floor(a.length / Math.max(1, batch))) : new Float32Array(Math.floor(a.length / Math.max(1, batch)))))
+        const outs: FloatArray[] = arrays.map((a) =>
+          a instanceof Float64Array ? new Float64Array(Math.floor(a.length / Math.max(1, batch))) : new Float32Array(Math.floor(a.length / Math.max(1, batch))),
+        )
         if (count > 0 && chance(0.03)) outs[0] = arrays[0]!.subarray(0, outs[0]!.length) // over its own gradient
         const style = pick(['opacus', 'optax', 'tfPrivacy', 'opacus', 'dp'] as const)
         const counts = native.clipPerExample(l, batch, bounds, perLayer, style as 'opacus', outs)
         if (finite && !hostile && style === 'opacus' && !perLayer && c < 1e20) {
-          arrays.forEach((a, t) => {
+          arrays.forEach((_, t) => {
             const per = outs[t]!.length
             for (let j = 0; j < per; j++) {
               let sum = 0
               for (let i = 0; i < batch; i++) {
-                const n = Math.sqrt(before.reduce((s, g) => { const r = g.length / batch; let q = 0; for (let k = i * r; k < (i + 1) * r; k++) q += g[k]! ** 2; return s + q }, 0))
+                const n = Math.sqrt(
+                  before.reduce((s, g) => {
+                    const r = g.length / batch
+                    let q = 0
+                    for (let k = i * r; k < (i + 1) * r; k++) q += g[k]! ** 2
+                    return s + q
+                  }, 0),
+                )
                 sum += before[t]![i * per + j]! * Math.min(1, c / (n + 1e-6))
               }
               if (!near(outs[t]![j]!, sum, 1e-4)) fail(call, `clipPerExample: out[${t}][${j}] = ${outs[t]![j]}, expected ${sum}`)
@@ -499,7 +516,8 @@ async function clipOne(call: number): Promise<void> {
     arrays.forEach((array, t) => {
       if (array.byteLength !== before[t]!.byteLength || array.length === 0) return
       const Kind = array.constructor as new (buffer: ArrayBufferLike, offset: number, length: number) => FloatArray
-      if (!sameBits(new Kind(array.buffer, array.byteOffset, before[t]!.length), before[t]!)) fail(call, `clip entry ${entry} refused the call (${(error as Error).message}) but changed arrays[${t}]`)
+      if (!sameBits(new Kind(array.buffer, array.byteOffset, before[t]!.length), before[t]!))
+        fail(call, `clip entry ${entry} refused the call (${(error as Error).message}) but changed arrays[${t}]`)
     })
   }
 }
@@ -520,7 +538,7 @@ async function loadBackends(): Promise<void> {
   const tf = (status.available ? status.tf : await import('@tensorflow/tfjs')) as TfLike
   const wasm = await import('@tensorflow/tfjs-backend-wasm')
   const { dirname, join } = await import('node:path')
-  wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/')
+  wasm.setWasmPaths(`${join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist')}/`)
   const names = ['wasm', ...(status.available ? ['tensorflow'] : [])]
   for (const name of names) if (!(await tf.setBackend(name))) fail(-1, `backend ${name} did not start`)
   tfBackends = { tf, names, fastApply: (await import('../../src/backends')).fastApply }
@@ -543,7 +561,14 @@ async function backendOne(call: number): Promise<void> {
   const values = randomData(len, false) as Float32Array
   const plain = values.slice()
   const kind = int(20)
-  const tensor = kind === 0 ? tf.tensor(Int32Array.from(values, (x) => Math.trunc(x) | 0), dims, 'int32') : tf.tensor(plain, dims, 'float32')
+  const tensor =
+    kind === 0
+      ? tf.tensor(
+          Int32Array.from(values, (x) => Math.trunc(x) | 0),
+          dims,
+          'int32',
+        )
+      : tf.tensor(plain, dims, 'float32')
   if (kind === 1) tensor.dispose()
   const key = `${name}:${kind === 0 ? 'int32' : kind === 1 ? 'disposed' : 'float32'}`
   const result = fastApply(tensor, constraint)
@@ -557,7 +582,8 @@ async function backendOne(call: number): Promise<void> {
   if (result !== undefined) {
     if (kind <= 1) fail(call, `${key}: an unusable tensor was accepted`)
     if (expected === undefined) fail(call, `${name}: the fast path accepted what the copy path refuses (${JSON.stringify(spec)} on ${JSON.stringify(dims)})`)
-    if (!sameBits(result.dataSync() as Float32Array, expected)) fail(call, `${name}: the fast path differs from the copy path for ${JSON.stringify(spec)} on ${JSON.stringify(dims)}`)
+    if (!sameBits(result.dataSync() as Float32Array, expected))
+      fail(call, `${name}: the fast path differs from the copy path for ${JSON.stringify(spec)} on ${JSON.stringify(dims)}`)
     result.dispose()
   } else if (kind > 1 && expected !== undefined && len > 0 && name === 'wasm') {
     fail(call, `${name}: a usable tensor was declined (${JSON.stringify(spec)} on ${JSON.stringify(dims)})`)
