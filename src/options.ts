@@ -95,7 +95,7 @@ export function describe(value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'object') {
     const name = (value as object).constructor?.name
-    return name && name !== 'Object' ? `a ${name}` : 'an object'
+    return name && name !== 'Object' ? `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}` : 'an object'
   }
   return `${typeof value} ${String(value)}`
 }
