@@ -135,7 +135,7 @@ const platformTarballs = LINUX_TARGETS.map((t) => ({ target: t, ...pack(join(sta
 
 const MAIN_ALLOWED = [
   /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^CHANGELOG\.md$/,
-  /^dist\/(cli\/)?[\w-]+\.(js|d\.ts|js\.map)$/, /^dist\/index\.(mjs|d\.mts)$/, /^dist\/native\/index\.(js|d\.ts)$/,
+  /^dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts|js\.map)$/, /^dist\/index\.(mjs|d\.mts)$/, /^dist\/native\/index\.(js|d\.ts)$/,
   /^scripts\/setup-tfjs-node\.sh$/, /^scripts\/tfjs-node\/(package\.json|package-lock\.json|libtensorflow-requirements\.txt|verify\.cjs)$/,
 ]
 check('main tarball: only the runtime files', () => {
