@@ -8,7 +8,9 @@ import { createRequire } from 'node:module'
 
 const require = createRequire(import.meta.url)
 const cjs = require('../dist/index.js')
-const names = Object.keys(cjs).filter((n) => n !== '__esModule' && n !== 'default').sort()
+const names = Object.keys(cjs)
+  .filter((n) => n !== '__esModule' && n !== 'default')
+  .sort()
 for (const n of names) {
   if (!/^[A-Za-z_$][\w$]*$/.test(n)) throw new Error(`dist/index.js exports '${n}', which is no ESM identifier`)
 }

@@ -37,7 +37,7 @@ export function checkBinary(file, target) {
   const needed = [...text('readelf', ['-d', '-W', file]).matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1])
   const glibcVersions = [...new Set([...text('objdump', ['-T', file]).matchAll(/GLIBC_(\d+)\.(\d+)(?:\.(\d+))?/g)].map((m) => m[0]))]
   const parse = (v) => v.slice(6).split('.').map(Number)
-  const newer = (a, b) => a[0] !== b[0] ? a[0] > b[0] : (a[1] ?? 0) > (b[1] ?? 0)
+  const newer = (a, b) => (a[0] !== b[0] ? a[0] > b[0] : (a[1] ?? 0) > (b[1] ?? 0))
   let glibcMax = null
   for (const v of glibcVersions) if (!glibcMax || newer(parse(v), parse(glibcMax))) glibcMax = v
   if (target.libc === 'glibc') {
@@ -69,8 +69,25 @@ export function build(platforms = LINUX_TARGETS.map((t) => t.platform)) {
     const started = Date.now()
     execFileSync(
       process.execPath,
-      [join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'build', '--platform', '--profile', 'dist', '-x', '--target', t.zigTarget,
-        '--manifest-path', 'crates/normclip-node/Cargo.toml', '--package-json-path', 'package.json', '--output-dir', out, '--no-js', '--dts', 'index.d.ts'],
+      [
+        join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'),
+        'build',
+        '--platform',
+        '--profile',
+        'dist',
+        '-x',
+        '--target',
+        t.zigTarget,
+        '--manifest-path',
+        'crates/normclip-node/Cargo.toml',
+        '--package-json-path',
+        'package.json',
+        '--output-dir',
+        out,
+        '--no-js',
+        '--dts',
+        'index.d.ts',
+      ],
       { cwd: root, stdio: 'inherit', env: { ...process.env, ...tools.env } },
     )
     // Only the binary is an artifact; the type definitions come from the host build.
@@ -84,10 +101,16 @@ export function build(platforms = LINUX_TARGETS.map((t) => t.platform)) {
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const config = join(ARTIFACTS, 'napi.built-targets.json')
   writeFileSync(config, JSON.stringify({ ...pkg.napi, targets: targets.map((t) => t.triple) }))
-  execFileSync(process.execPath, [join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'artifacts', '--config-path', config, '--output-dir', 'artifacts', '--npm-dir', 'npm'], { cwd: root, stdio: 'inherit' })
+  execFileSync(
+    process.execPath,
+    [join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js'), 'artifacts', '--config-path', config, '--output-dir', 'artifacts', '--npm-dir', 'npm'],
+    { cwd: root, stdio: 'inherit' },
+  )
   for (const t of targets) copyFileSync(join(root, 'LICENSE'), join(root, 'npm', t.platform, 'LICENSE'))
   for (const r of results) {
-    console.log(`${r.platform.padEnd(17)} ${(r.bytes / 1024).toFixed(0).padStart(5)} KiB  ${r.libc === 'glibc' ? `max ${r.glibcMax}` : 'musl'}  needs ${r.needed.join(' ')}  (${r.seconds}s)`)
+    console.log(
+      `${r.platform.padEnd(17)} ${(r.bytes / 1024).toFixed(0).padStart(5)} KiB  ${r.libc === 'glibc' ? `max ${r.glibcMax}` : 'musl'}  needs ${r.needed.join(' ')}  (${r.seconds}s)`,
+    )
   }
   return results.map((r) => ({ ...r, file: join(root, 'npm', r.platform, `normclip.${r.platform}.node`) }))
 }

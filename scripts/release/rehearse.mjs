@@ -65,7 +65,10 @@ section('platform packages (napi build -x, zig)')
 const tools = ensureTools()
 const built = build()
 for (const b of built) {
-  check(`${b.platform} binary`, () => `${kib(b.bytes)}, ${b.libc === 'glibc' ? `newest symbol ${b.glibcMax}` : 'musl, no glibc symbols'}, NEEDED ${b.needed.join(' ')}, stripped`)
+  check(
+    `${b.platform} binary`,
+    () => `${kib(b.bytes)}, ${b.libc === 'glibc' ? `newest symbol ${b.glibcMax}` : 'musl, no glibc symbols'}, NEEDED ${b.needed.join(' ')}, stripped`,
+  )
 }
 
 // ---------------------------------------------------------------- 2. core tests on aarch64
@@ -134,14 +137,29 @@ const mainTarball = pack(stage)
 const platformTarballs = LINUX_TARGETS.map((t) => ({ target: t, ...pack(join(stage, 'npm', t.platform)) }))
 
 const MAIN_ALLOWED = [
-  /^package\.json$/, /^README\.md$/, /^LICENSE$/, /^CHANGELOG\.md$/,
-  /^dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts|js\.map)$/, /^dist\/index\.(mjs|d\.mts)$/, /^dist\/native\/index\.(js|d\.ts)$/,
-  /^scripts\/setup-tfjs-node\.sh$/, /^scripts\/tfjs-node\/(package\.json|package-lock\.json|libtensorflow-requirements\.txt|verify\.cjs)$/,
+  /^package\.json$/,
+  /^README\.md$/,
+  /^LICENSE$/,
+  /^CHANGELOG\.md$/,
+  /^dist\/([\w-]+\/)*[\w-]+\.(js|d\.ts|js\.map)$/,
+  /^dist\/index\.(mjs|d\.mts)$/,
+  /^dist\/native\/index\.(js|d\.ts)$/,
+  /^scripts\/setup-tfjs-node\.sh$/,
+  /^scripts\/tfjs-node\/(package\.json|package-lock\.json|libtensorflow-requirements\.txt|verify\.cjs)$/,
 ]
 check('main tarball: only the runtime files', () => {
   const stray = mainTarball.files.map((f) => f.path).filter((p) => !MAIN_ALLOWED.some((re) => re.test(p)))
   if (stray.length > 0) throw new Error(`unexpected: ${stray.join(', ')}`)
-  for (const must of ['dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts', 'dist/cli/index.js', 'dist/native/index.js', 'LICENSE', 'scripts/setup-tfjs-node.sh']) {
+  for (const must of [
+    'dist/index.js',
+    'dist/index.mjs',
+    'dist/index.d.ts',
+    'dist/index.d.mts',
+    'dist/cli/index.js',
+    'dist/native/index.js',
+    'LICENSE',
+    'scripts/setup-tfjs-node.sh',
+  ]) {
     if (!mainTarball.files.some((f) => f.path === must)) throw new Error(`missing ${must}`)
   }
   return `${mainTarball.entryCount} files`
@@ -154,7 +172,11 @@ check('main tarball: every source map carries its sources', () => {
   const maps = mainTarball.files.filter((f) => f.path.endsWith('.map'))
   for (const f of maps) {
     const map = JSON.parse(readFileSync(join(stage, f.path), 'utf8'))
-    if (!Array.isArray(map.sourcesContent) || map.sourcesContent.length !== map.sources.length || map.sourcesContent.some((s) => typeof s !== 'string' || s.length === 0)) {
+    if (
+      !Array.isArray(map.sourcesContent) ||
+      map.sourcesContent.length !== map.sources.length ||
+      map.sourcesContent.some((s) => typeof s !== 'string' || s.length === 0)
+    ) {
       throw new Error(`${f.path}: sources ${map.sources} without their content`)
     }
   }
@@ -162,7 +184,10 @@ check('main tarball: every source map carries its sources', () => {
 })
 for (const t of platformTarballs) {
   check(`${t.name} tarball: package.json, README.md, LICENSE and the binary`, () => {
-    const got = t.files.map((f) => f.path).sort().join(' ')
+    const got = t.files
+      .map((f) => f.path)
+      .sort()
+      .join(' ')
     const want = ['LICENSE', 'README.md', `normclip.${t.target.platform}.node`, 'package.json'].sort().join(' ')
     if (got !== want) throw new Error(got)
     const m = JSON.parse(readFileSync(join(stage, 'npm', t.target.platform, 'package.json'), 'utf8'))
@@ -180,13 +205,29 @@ for (const t of [mainTarball, ...platformTarballs]) {
 // ---------------------------------------------------------------- 4. install from a registry
 section('install from a loopback registry into new folders, PATH without cargo/rustc')
 const upstream = run('npm', ['config', 'get', 'registry'])
-const registryProcess = spawn(process.execPath, [join(root, 'scripts', 'release', 'registry.mjs'), upstream, mainTarball.path, ...platformTarballs.map((t) => t.path)], { stdio: ['ignore', 'pipe', 'inherit'] })
+const registryProcess = spawn(
+  process.execPath,
+  [join(root, 'scripts', 'release', 'registry.mjs'), upstream, mainTarball.path, ...platformTarballs.map((t) => t.path)],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+)
 const registryOutput = createInterface({ input: registryProcess.stdout })[Symbol.asyncIterator]()
 const registry = JSON.parse((await registryOutput.next()).value)
 // No Rust on the PATH: only directories without cargo and rustc are kept.
-const userPath = (process.env.PATH ?? '').split(delimiter).filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc'))).join(delimiter)
-const userEnv = { ...process.env, PATH: userPath, npm_config_registry: registry.url, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_update_notifier: 'false' }
-for (const k of Object.keys(userEnv)) if (/^(CARGO|RUSTUP|RUSTC)/.test(k) || k.startsWith('npm_package_') || k === 'npm_lifecycle_event' || k === 'npm_lifecycle_script' || k === 'INIT_CWD') delete userEnv[k]
+const userPath = (process.env.PATH ?? '')
+  .split(delimiter)
+  .filter((d) => d && !existsSync(join(d, 'cargo')) && !existsSync(join(d, 'rustc')))
+  .join(delimiter)
+const userEnv = {
+  ...process.env,
+  PATH: userPath,
+  npm_config_registry: registry.url,
+  npm_config_audit: 'false',
+  npm_config_fund: 'false',
+  npm_config_update_notifier: 'false',
+}
+for (const k of Object.keys(userEnv))
+  if (/^(CARGO|RUSTUP|RUSTC)/.test(k) || k.startsWith('npm_package_') || k === 'npm_lifecycle_event' || k === 'npm_lifecycle_script' || k === 'INIT_CWD')
+    delete userEnv[k]
 check('the user PATH has neither cargo nor rustc', () => {
   for (const tool of ['cargo', 'rustc']) {
     const r = spawnSync(tool, ['--version'], { env: userEnv })
@@ -270,7 +311,10 @@ for (const tier of ['portable', 'avx2', 'avx512']) {
 section('npx normclip setup-tfjs-node in the new folder')
 // The staging install inside the setup goes to the real registry; the cache is the one the
 // repo's own setup step filled (.ci/run points both at ~/.cache/normclip/tfjs-node).
-const { npm_config_registry: _loopback, ...tfjsNodeEnv } = { ...userEnv, NORMCLIP_TFJS_NODE_CACHE: process.env.NORMCLIP_TFJS_NODE_CACHE || join(root, '.cache', 'tfjs-node') }
+const { npm_config_registry: _loopback, ...tfjsNodeEnv } = {
+  ...userEnv,
+  NORMCLIP_TFJS_NODE_CACHE: process.env.NORMCLIP_TFJS_NODE_CACHE || join(root, '.cache', 'tfjs-node'),
+}
 check('npx normclip --version', () => {
   const v = run('npx', ['--no-install', 'normclip', '--version'], { cwd: x64.dir, env: userEnv })
   if (v !== pkg.version) throw new Error(v)
@@ -295,7 +339,9 @@ check('normclip constrains a tfjs-node tensor', () => {
     const v = Array.from(out.dataSync())
     if (Math.abs(Math.hypot(v[0], v[2]) - 1) > 1e-6 || v[1] !== 0) throw new Error(String(v))
     console.log(tf.backend().binding.TF_Version)`
-  return `TensorFlow ${run(process.execPath, ['-e', code], { ...inX64, env: { ...userEnv, TF_CPP_MIN_LOG_LEVEL: '2' } }).split('\n').at(-1)}`
+  return `TensorFlow ${run(process.execPath, ['-e', code], { ...inX64, env: { ...userEnv, TF_CPP_MIN_LOG_LEVEL: '2' } })
+    .split('\n')
+    .at(-1)}`
 })
 
 section('arm64: the installed package in an arm64 Node under qemu-aarch64')
@@ -313,7 +359,7 @@ check('tfjs fit under qemu: constraintCallback() holds MaxNorm(0.5)', () => {
   return `${r.arch} ${r.tier}: max unit norm ${r.withCallback.toFixed(4)} with, ${r.without.toFixed(4)} without`
 })
 
-section('musl: the installed packages under musl\'s dynamic loader')
+section("musl: the installed packages under musl's dynamic loader")
 const harness = join(work, 'musl-dlopen')
 run('musl-gcc', ['-O2', '-o', harness, join(smokeDir, 'musl-dlopen.c')])
 const harnessArm64 = join(work, 'musl-dlopen-arm64')
@@ -325,8 +371,9 @@ check('the glibc x64 binary does not (the check can fail)', () => {
   if (r.status === 0) throw new Error('a glibc binary loaded under musl')
   return r.stderr.trim().replace(/^.*: /, '')
 })
-check('linux-arm64-musl loads under musl\'s aarch64 loader in qemu (RTLD_NOW)', () =>
-  run('qemu-aarch64', ['-L', tools.muslArm64Sysroot, harnessArm64, muslNode(arm64Musl.dir, 'linux-arm64-musl')]))
+check("linux-arm64-musl loads under musl's aarch64 loader in qemu (RTLD_NOW)", () =>
+  run('qemu-aarch64', ['-L', tools.muslArm64Sysroot, harnessArm64, muslNode(arm64Musl.dir, 'linux-arm64-musl')]),
+)
 
 // ---------------------------------------------------------------- summary
 section('summary')

