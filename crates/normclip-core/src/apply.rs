@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::constraint::{Constraint, SliceOp, SliceRule};
+use crate::constraint::{Constraint, Scale, SliceRule};
 use crate::element::{Element, SquareSum};
 use crate::error::Result;
 use crate::exact::{add_square, Dd, Split};
@@ -203,13 +203,9 @@ impl Constraint {
         } else {
             Vec::new()
         };
-        let which = match rule.op() {
-            SliceOp::Multiply => Which::Multiply,
-            SliceOp::Divide => Which::Divide,
-        };
-        scale(data, source, plan, values, kernels, which);
+        scale(data, source, plan, values, kernels, rule.scale());
         if !wide.is_empty() {
-            scale_wide(data, plan, &wide, which);
+            scale_wide(data, plan, &wide, rule.scale());
         }
     }
 }
@@ -455,7 +451,7 @@ fn wide_values<T: Element>(
     values: &mut [T],
     exact: &[(usize, Scaled)],
 ) -> Vec<(usize, Scaled)> {
-    let multiply = rule.op() == SliceOp::Multiply;
+    let multiply = rule.scale() == Scale::Multiply;
     // One merge walk over the slices and the (sorted) exact norms.
     let mut candidates: Vec<(usize, Option<Scaled>)> = Vec::new();
     let mut next = exact.iter().peekable();
@@ -499,7 +495,7 @@ fn wide_values<T: Element>(
             continue;
         }
         let value = rule.value_wide(norm);
-        if rule.op() == SliceOp::Multiply && (value.is_zero() || value == Scaled::ONE) {
+        if multiply && (value.is_zero() || value == Scaled::ONE) {
             values[slice] = T::from_wide(value);
             continue;
         }
@@ -594,11 +590,11 @@ fn map_slices<T: Element>(
 }
 
 /// Applies wide values to their slices, each element rounded once.
-fn scale_wide<T: Element>(data: &mut [T], plan: &Plan, wide: &[(usize, Scaled)], which: Which) {
+fn scale_wide<T: Element>(data: &mut [T], plan: &Plan, wide: &[(usize, Scaled)], scale: Scale) {
     let listed: Vec<usize> = wide.iter().map(|&(s, _)| s).collect();
-    map_slices(data, plan, &listed, |slot, x| match which {
-        Which::Multiply => x.mul_wide(wide[slot].1),
-        Which::Divide => x.div_wide(wide[slot].1),
+    map_slices(data, plan, &listed, |slot, x| match scale {
+        Scale::Multiply => x.mul_wide(wide[slot].1),
+        Scale::Divide => x.div_wide(wide[slot].1),
     });
 }
 
@@ -743,16 +739,6 @@ fn run_sums<T: Element>(
     }
 }
 
-#[derive(Clone, Copy)]
-enum Which {
-    Multiply,
-    Divide,
-}
-
-fn is_identity<T: Element>(value: T) -> bool {
-    value == T::ONE
-}
-
 /// The scale pass: every element combined with its slice's value, skipping identity values.
 /// With a `source`, each chunk is first copied from it (then scaled while still in cache).
 fn scale<T: Element>(
@@ -761,7 +747,7 @@ fn scale<T: Element>(
     plan: &Plan,
     values: &[T],
     kernels: &Kernels<T>,
-    which: Which,
+    scale: Scale,
 ) {
     let group_len = plan.group_len();
     let per_group = plan.slices_per_group();
@@ -772,7 +758,7 @@ fn scale<T: Element>(
         let source = source.map(|source| &source[group * group_len..(group + 1) * group_len]);
         let base = plan.group_base(group);
         let values = &values[base..base + per_group];
-        let Some(first) = values.iter().position(|&v| !is_identity(v)) else {
+        let Some(first) = values.iter().position(|&v| !Scale::is_identity(v)) else {
             // Every slice of this group stays bit-identical: no write (a copy just copies).
             if let Some(source) = source {
                 block.copy_from_slice(source);
@@ -781,10 +767,10 @@ fn scale<T: Element>(
         };
         match plan.inner {
             Inner::Columns { cols, .. } => {
-                scale_columns(block, source, cols, values, first, kernels, which)
+                scale_columns(block, source, cols, values, first, kernels, scale)
             }
             Inner::Runs { run_len, .. } => {
-                scale_runs(block, source, run_len, values, kernels, which)
+                scale_runs(block, source, run_len, values, kernels, scale)
             }
         }
     }
@@ -797,27 +783,27 @@ fn scale_columns<T: Element>(
     values: &[T],
     first: usize,
     kernels: &Kernels<T>,
-    which: Which,
+    scale: Scale,
 ) {
     let last = values
         .iter()
-        .rposition(|&v| !is_identity(v))
+        .rposition(|&v| !Scale::is_identity(v))
         .expect("first exists")
         + 1;
     if let Some(period) = narrow_period(cols) {
         let pattern: Vec<T> = (0..period).map(|j| values[j % cols]).collect();
-        let kernel = match which {
-            Which::Multiply => kernels.multiply_narrow,
-            Which::Divide => kernels.divide_narrow,
+        let kernel = match scale {
+            Scale::Multiply => kernels.multiply_narrow,
+            Scale::Divide => kernels.divide_narrow,
         };
         // Tasks cut at whole periods, so each starts at lane 0 of the pattern.
         let task = SCALE_TASK_ELEMENTS.div_ceil(period) * period;
         for_chunks_of(block, source, task, |_, chunk| kernel(chunk, &pattern));
         return;
     }
-    let kernel = match which {
-        Which::Multiply => kernels.multiply_columns,
-        Which::Divide => kernels.divide_columns,
+    let kernel = match scale {
+        Scale::Multiply => kernels.multiply_columns,
+        Scale::Divide => kernels.divide_columns,
     };
     let rows_per_task = SCALE_TASK_ELEMENTS.div_ceil(cols).max(1);
     if last - first == cols {
@@ -841,11 +827,11 @@ fn scale_runs<T: Element>(
     run_len: usize,
     values: &[T],
     kernels: &Kernels<T>,
-    which: Which,
+    scale: Scale,
 ) {
-    let kernel = match which {
-        Which::Multiply => kernels.multiply_run,
-        Which::Divide => kernels.divide_run,
+    let kernel = match scale {
+        Scale::Multiply => kernels.multiply_run,
+        Scale::Divide => kernels.divide_run,
     };
     if values.len() == 1 {
         let value = values[0];
@@ -861,7 +847,7 @@ fn scale_runs<T: Element>(
             .chunks_mut(run_len)
             .zip(&values[task * runs_per_task..])
         {
-            if !is_identity(value) {
+            if !Scale::is_identity(value) {
                 kernel(run, value);
             }
         }

@@ -210,11 +210,23 @@ impl Constraint {
     }
 }
 
-/// How a slice is rescaled, in the element type.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum SliceOp {
+/// What a slice's value does to each of its elements: the one name for multiply or divide (the
+/// kernels' `generic::Multiply` / `generic::Divide` are its compile-time forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    /// `x * factor` (MaxNorm, MinMaxNorm).
     Multiply,
+    /// `x / divisor` (UnitNorm: Keras divides, and so do we, to match it to the last bit).
     Divide,
+}
+
+impl Scale {
+    /// A value that leaves every element bit-identical, so its slice is not written: 1 for
+    /// either operation.
+    #[inline(always)]
+    pub(crate) fn is_identity<T: Element>(value: T) -> bool {
+        value == T::ONE
+    }
 }
 
 /// A norm constraint's parameters in one arithmetic, rounded to the element type first (the way
@@ -226,6 +238,19 @@ struct Params<R> {
     rate: R,
     one_minus_rate: R,
     epsilon: R,
+}
+
+impl<R: Copy> Params<R> {
+    /// The same parameters in another arithmetic (the wide path's, from the element type's).
+    fn map<U>(&self, f: impl Fn(R) -> U) -> Params<U> {
+        Params {
+            min: f(self.min),
+            max: f(self.max),
+            rate: f(self.rate),
+            one_minus_rate: f(self.one_minus_rate),
+            epsilon: f(self.epsilon),
+        }
+    }
 }
 
 // The formulas, each written once over [`Real`]: in the element type they round exactly as
@@ -336,13 +361,7 @@ impl<T: Element> SliceRule<T> {
             one_minus_rate: T::from_f64(1.0 - rate),
             epsilon: T::from_f64(options.epsilon),
         };
-        let wide = Params {
-            min: params.min.to_wide(),
-            max: params.max.to_wide(),
-            rate: params.rate.to_wide(),
-            one_minus_rate: params.one_minus_rate.to_wide(),
-            epsilon: params.epsilon.to_wide(),
-        };
+        let wide = params.map(T::to_wide);
         Some(SliceRule {
             kind,
             mode: options.mode,
@@ -351,56 +370,52 @@ impl<T: Element> SliceRule<T> {
         })
     }
 
-    pub(crate) fn op(&self) -> SliceOp {
+    pub(crate) fn scale(&self) -> Scale {
         match self.kind {
-            RuleKind::Unit => SliceOp::Divide,
-            RuleKind::Max | RuleKind::MinMax => SliceOp::Multiply,
+            RuleKind::Unit => Scale::Divide,
+            RuleKind::Max | RuleKind::MinMax => Scale::Multiply,
         }
     }
 
-    /// The slice's value from its norm, in arithmetic `R` with parameters `p`.
+    /// Replaces each norm in `slots` by its slice's value, in arithmetic `R` with parameters `p`:
+    /// the one place a rule picks its formula. The branch is taken once for all slots, not per
+    /// slot (on small tensors this per-slice work is a third of a call).
     #[inline(always)]
-    fn formula<R: Real>(&self, p: &Params<R>, n: R) -> R {
+    fn values<R: Real>(&self, p: &Params<R>, slots: &mut [R]) {
+        #[inline(always)]
+        fn each<R: Copy>(slots: &mut [R], formula: impl Fn(R) -> R) {
+            for slot in slots {
+                *slot = formula(*slot);
+            }
+        }
         match (self.mode, self.kind) {
-            (Mode::Keras, RuleKind::Max) => keras_max(p, n),
-            (Mode::Keras, RuleKind::MinMax) => keras_min_max(p, n),
-            (Mode::Keras, RuleKind::Unit) => keras_unit(p, n),
-            (Mode::Projection, RuleKind::Unit) => projection_unit(n),
-            (Mode::Projection, _) => projection_shell(p, n),
+            (Mode::Keras, RuleKind::Max) => each(slots, |n| keras_max(p, n)),
+            (Mode::Keras, RuleKind::MinMax) => each(slots, |n| keras_min_max(p, n)),
+            (Mode::Keras, RuleKind::Unit) => each(slots, |n| keras_unit(p, n)),
+            (Mode::Projection, RuleKind::Unit) => each(slots, projection_unit),
+            (Mode::Projection, _) => each(slots, |n| projection_shell(p, n)),
         }
     }
 
     /// The slice's value from its norm, in the element type exactly as Keras writes it.
     #[cfg(test)]
     pub(crate) fn value(&self, norm: T) -> T {
-        self.formula(&self.params, norm)
+        let mut slot = [norm];
+        self.values(&self.params, &mut slot);
+        slot[0]
     }
 
-    /// Replaces each norm by its slice's value, with the rule's branch taken once for all slices
-    /// (on small tensors this per-slice work is a third of a call).
+    /// Replaces each norm by its slice's value, in the element type.
     pub(crate) fn values_from_norms(&self, norms: &mut [T]) {
-        macro_rules! each {
-            (|$n:ident| $body:expr) => {
-                for slot in norms.iter_mut() {
-                    let $n = *slot;
-                    *slot = $body;
-                }
-            };
-        }
-        let p = &self.params;
-        match (self.mode, self.kind) {
-            (Mode::Keras, RuleKind::Max) => each!(|n| keras_max(p, n)),
-            (Mode::Keras, RuleKind::MinMax) => each!(|n| keras_min_max(p, n)),
-            (Mode::Keras, RuleKind::Unit) => each!(|n| keras_unit(p, n)),
-            (Mode::Projection, RuleKind::Unit) => each!(|n| projection_unit(n)),
-            (Mode::Projection, _) => each!(|n| projection_shell(p, n)),
-        }
+        self.values(&self.params, norms)
     }
 
     /// The slice's value in the wide arithmetic, from its exact norm: for the slices whose norm
     /// or value is beyond the element type's normal range.
     pub(crate) fn value_wide(&self, norm: Scaled) -> Scaled {
-        self.formula(&self.wide, norm)
+        let mut slot = [norm];
+        self.values(&self.wide, &mut slot);
+        slot[0]
     }
 }
 

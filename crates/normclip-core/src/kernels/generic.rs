@@ -169,11 +169,10 @@ pub fn largest_run<T: Element>(run: &[T]) -> (T, T) {
     (max, flag)
 }
 
-/// What the scale pass does with an element and its slice's value.
+/// What the scale pass does with an element and its slice's value: `constraint::Scale` chosen at
+/// compile time, one kernel per operation.
 pub trait ScaleOp: Copy + Send + Sync + 'static {
     fn apply<T: Element>(x: T, value: T) -> T;
-    /// True when applying `value` leaves every element bit-identical (the write can be skipped).
-    fn is_identity<T: Element>(value: T) -> bool;
 }
 
 /// `x * factor` (MaxNorm, MinMaxNorm).
@@ -188,20 +187,12 @@ impl ScaleOp for Multiply {
     fn apply<T: Element>(x: T, value: T) -> T {
         x * value
     }
-    #[inline(always)]
-    fn is_identity<T: Element>(value: T) -> bool {
-        value == T::ONE
-    }
 }
 
 impl ScaleOp for Divide {
     #[inline(always)]
     fn apply<T: Element>(x: T, value: T) -> T {
         x / value
-    }
-    #[inline(always)]
-    fn is_identity<T: Element>(value: T) -> bool {
-        value == T::ONE
     }
 }
 

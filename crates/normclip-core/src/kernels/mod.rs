@@ -12,7 +12,6 @@ use std::sync::OnceLock;
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-pub use generic::{Divide, Multiply, ScaleOp};
 
 /// A set of CPU features the kernels are compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
