@@ -62,7 +62,7 @@ fn measured<T: Element>(c: &Constraint, data: &mut [T], shape: &[usize], tier: T
 #[inline(never)]
 fn measured_copy<T: Element>(c: &Constraint, data: &[T], shape: &[usize], tier: Tier) -> Vec<T> {
     let prepared = c.prepare(data.len(), shape).unwrap();
-    c.run_prepared_copy(&prepared, data, &Kernels::for_tier(tier).unwrap())
+    prepared.run_copy(data, &Kernels::for_tier(tier).unwrap())
 }
 
 #[inline(never)]

@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use crate::constraint::{Constraint, Scale, SliceRule};
+use crate::constraint::{Constraint, NormRule, Scale, SliceRule};
 use crate::element::{Element, SquareSum};
 use crate::error::Result;
 use crate::exact::{add_square, Dd, Split};
@@ -29,13 +29,23 @@ pub struct Norms<T> {
     pub shape: Vec<usize>,
 }
 
-/// A validated call, ready to run on a buffer of the checked length.
+/// A validated call, ready to run on a buffer of the checked length: the plan and the rule it
+/// was validated with, so no plan can be run with another constraint's formula.
 #[derive(Debug, Clone)]
-pub enum Prepared {
+pub struct Prepared {
+    len: usize,
+    work: Work,
+}
+
+#[derive(Debug, Clone)]
+enum Work {
     /// An empty tensor: nothing to read or write, and nothing is allocated (its other dimensions
     /// may multiply to more slices than fit in memory).
     Empty,
-    Norm(Plan),
+    Norm {
+        plan: Plan,
+        rule: NormRule,
+    },
     NonNeg,
     Radial(RadialPlan),
 }
@@ -45,25 +55,28 @@ impl Constraint {
     /// prepares every item first, so a bad item leaves every buffer unchanged.
     pub fn prepare(&self, len: usize, shape: &[usize]) -> Result<Prepared> {
         check_length(len, shape)?;
-        if len == 0 {
-            // The same shape checks as a full tensor, then nothing to do.
-            match self {
-                Constraint::NonNeg => {}
-                Constraint::Radial => {
-                    RadialPlan::new(shape)?;
-                }
-                _ => Plan::check_axes(shape, &self.options().expect("norm constraint").axes)?,
+        let work = match (self, self.norm_rule()) {
+            (_, Some((rule, axes))) if len > 0 => Work::Norm {
+                plan: Plan::new(shape, axes)?,
+                rule,
+            },
+            // An empty tensor gets the same shape checks as a full one, then nothing to do.
+            (_, Some((_, axes))) => {
+                Plan::check_axes(shape, axes)?;
+                Work::Empty
             }
-            return Ok(Prepared::Empty);
-        }
-        Ok(match self {
-            Constraint::NonNeg => Prepared::NonNeg,
-            Constraint::Radial => Prepared::Radial(RadialPlan::new(shape)?),
-            _ => Prepared::Norm(Plan::new(
-                shape,
-                &self.options().expect("norm constraint").axes,
-            )?),
-        })
+            (Constraint::Radial, None) => {
+                let plan = RadialPlan::new(shape)?;
+                if len == 0 {
+                    Work::Empty
+                } else {
+                    Work::Radial(plan)
+                }
+            }
+            (_, None) if len == 0 => Work::Empty,
+            (_, None) => Work::NonNeg,
+        };
+        Ok(Prepared { len, work })
     }
 
     /// Applies the constraint to `data` (row-major, of `shape`) in place, with the active tier.
@@ -79,85 +92,91 @@ impl Constraint {
         tier: Tier,
     ) -> Result<()> {
         let prepared = self.prepare(data.len(), shape)?;
-        let kernels = Kernels::<T>::for_tier(tier)?;
-        self.run_prepared(&prepared, data, &kernels);
+        prepared.run(data, &Kernels::<T>::for_tier(tier)?);
         Ok(())
     }
 
     /// A constrained copy of `data`; `data` is left as it is.
     pub fn apply_copy<T: Element>(&self, data: &[T], shape: &[usize]) -> Result<Vec<T>> {
         let prepared = self.prepare(data.len(), shape)?;
-        Ok(self.run_prepared_copy(&prepared, data, &Kernels::for_tier(Tier::active())?))
+        Ok(prepared.run_copy(data, &Kernels::for_tier(Tier::active())?))
+    }
+}
+
+impl Prepared {
+    /// The buffer length this call was validated for.
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    /// [`Constraint::run_prepared`] into a new buffer, `data` left as it is. The norm constraints
-    /// copy and scale cache-sized chunks in one go, so a copy costs about the traffic of an
-    /// in-place call plus the write of the output, not a copy pass on top of it.
-    pub fn run_prepared_copy<T: Element>(
-        &self,
-        prepared: &Prepared,
-        data: &[T],
-        kernels: &Kernels<T>,
-    ) -> Vec<T> {
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// [`Prepared::run`] into a new buffer, `data` left as it is. The norm constraints copy and
+    /// scale cache-sized chunks in one go, so a copy costs about the traffic of an in-place call
+    /// plus the write of the output, not a copy pass on top of it.
+    ///
+    /// # Panics
+    /// If `data` is not of the length the call was prepared for.
+    pub fn run_copy<T: Element>(&self, data: &[T], kernels: &Kernels<T>) -> Vec<T> {
         // A zeroed allocation is fresh pages from the OS for large buffers: no extra pass.
         let mut out = vec![T::ZERO; data.len()];
-        self.run_prepared_copy_into(prepared, data, &mut out, kernels);
+        self.run_copy_into(data, &mut out, kernels);
         out
     }
 
-    /// [`Constraint::run_prepared_copy`] into `out`, a buffer of `data.len()` elements the caller
-    /// owns (every element is written).
+    /// [`Prepared::run_copy`] into `out`, a buffer of `data.len()` elements the caller owns (every
+    /// element is written).
     ///
     /// # Panics
-    /// If `out.len() != data.len()`.
-    pub fn run_prepared_copy_into<T: Element>(
-        &self,
-        prepared: &Prepared,
-        data: &[T],
-        out: &mut [T],
-        kernels: &Kernels<T>,
-    ) {
+    /// If `data` or `out` is not of the length the call was prepared for.
+    pub fn run_copy_into<T: Element>(&self, data: &[T], out: &mut [T], kernels: &Kernels<T>) {
         assert_eq!(
-            out.len(),
-            data.len(),
-            "a copy needs an output of the input's length"
+            (data.len(), out.len()),
+            (self.len, self.len),
+            "a copy needs an input and an output of the prepared length"
         );
-        match prepared {
-            Prepared::Empty => {}
-            Prepared::Norm(plan) => {
+        match &self.work {
+            Work::Empty => {}
+            Work::Norm { plan, rule } => {
                 let mut sums = vec![T::Sum::default(); plan.slices];
                 let mut values = vec![T::ZERO; plan.slices];
-                self.run_norm(plan, out, Some(data), kernels, &mut sums, &mut values);
+                run_norm(plan, rule, out, Some(data), kernels, &mut sums, &mut values);
             }
             _ => {
                 out.copy_from_slice(data);
-                self.run_prepared(prepared, out, kernels);
+                self.run(out, kernels);
             }
         }
     }
 
-    /// Runs a call validated by [`Constraint::prepare`] for a buffer of `data.len()` elements.
-    pub fn run_prepared<T: Element>(
-        &self,
-        prepared: &Prepared,
-        data: &mut [T],
-        kernels: &Kernels<T>,
-    ) {
-        match prepared {
-            Prepared::Empty => {}
-            Prepared::NonNeg => for_chunks_of(data, None, SCALE_TASK_ELEMENTS, |_, chunk| {
+    /// Runs the call on `data`, in place.
+    ///
+    /// # Panics
+    /// If `data` is not of the length the call was prepared for.
+    pub fn run<T: Element>(&self, data: &mut [T], kernels: &Kernels<T>) {
+        assert_eq!(
+            data.len(),
+            self.len,
+            "a prepared call runs on a buffer of its length"
+        );
+        match &self.work {
+            Work::Empty => {}
+            Work::NonNeg => for_chunks_of(data, None, SCALE_TASK_ELEMENTS, |_, chunk| {
                 (kernels.non_negative)(chunk)
             }),
-            Prepared::Radial(plan) => plan.apply(data),
-            Prepared::Norm(plan) => {
+            Work::Radial(plan) => plan.apply(data),
+            Work::Norm { plan, rule } => {
                 // Small tensors keep their per-slice buffers on the stack: on a 16-element call
                 // two heap allocations cost more than the arithmetic.
                 const ON_STACK: usize = 64;
                 if plan.slices <= ON_STACK {
                     let mut sums = [T::Sum::default(); ON_STACK];
                     let mut values = [T::ZERO; ON_STACK];
-                    self.run_norm(
+                    run_norm(
                         plan,
+                        rule,
                         data,
                         None,
                         kernels,
@@ -167,46 +186,46 @@ impl Constraint {
                 } else {
                     let mut sums = vec![T::Sum::default(); plan.slices];
                     let mut values = vec![T::ZERO; plan.slices];
-                    self.run_norm(plan, data, None, kernels, &mut sums, &mut values);
+                    run_norm(plan, rule, data, None, kernels, &mut sums, &mut values);
                 }
             }
         }
     }
+}
 
-    /// The norm pass, the per-slice values and the scale pass. With a `source`, the norms are taken
-    /// from it and `data` (of the same length) receives the constrained copy.
-    fn run_norm<T: Element>(
-        &self,
-        plan: &Plan,
-        data: &mut [T],
-        source: Option<&[T]>,
-        kernels: &Kernels<T>,
-        sums: &mut [T::Sum],
-        values: &mut [T],
-    ) {
-        let rule = SliceRule::<T>::new(self).expect("norm constraint");
-        let src: &[T] = match source {
-            Some(source) => source,
-            None => data,
-        };
-        let (exact, mut abnormal) = slice_norms(src, plan, kernels, sums, values);
-        // Two tight loops (norms, then values with the rule chosen once) rather than one with
-        // every branch inside: on small tensors this per-slice work is a third of a call.
-        rule.values_from_norms(values);
-        abnormal |= values
-            .iter()
-            .fold(false, |any, &v| any | !is_normal_value(v));
-        // Slices whose norm or value is outside the element type's normal range get their value
-        // in the wide arithmetic, applied by a scalar pass; the SIMD pass skips them (value ONE).
-        let wide = if abnormal {
-            wide_values(src, plan, kernels, &rule, sums, values, &exact)
-        } else {
-            Vec::new()
-        };
-        scale(data, source, plan, values, kernels, rule.scale());
-        if !wide.is_empty() {
-            scale_wide(data, plan, &wide, rule.scale());
-        }
+/// The norm pass, the per-slice values and the scale pass. With a `source`, the norms are taken
+/// from it and `data` (of the same length) receives the constrained copy.
+fn run_norm<T: Element>(
+    plan: &Plan,
+    rule: &NormRule,
+    data: &mut [T],
+    source: Option<&[T]>,
+    kernels: &Kernels<T>,
+    sums: &mut [T::Sum],
+    values: &mut [T],
+) {
+    let rule = SliceRule::<T>::new(rule);
+    let src: &[T] = match source {
+        Some(source) => source,
+        None => data,
+    };
+    let (exact, mut abnormal) = slice_norms(src, plan, kernels, sums, values);
+    // Two tight loops (norms, then values with the rule chosen once) rather than one with
+    // every branch inside: on small tensors this per-slice work is a third of a call.
+    rule.values_from_norms(values);
+    abnormal |= values
+        .iter()
+        .fold(false, |any, &v| any | !is_normal_value(v));
+    // Slices whose norm or value is outside the element type's normal range get their value
+    // in the wide arithmetic, applied by a scalar pass; the SIMD pass skips them (value ONE).
+    let wide = if abnormal {
+        wide_values(src, plan, kernels, &rule, sums, values, &exact)
+    } else {
+        Vec::new()
+    };
+    scale(data, source, plan, values, kernels, rule.scale());
+    if !wide.is_empty() {
+        scale_wide(data, plan, &wide, rule.scale());
     }
 }
 

@@ -2,7 +2,6 @@
 //! here, from their sizes only, so the result never depends on the thread count.
 
 use crate::apply::Prepared;
-use crate::constraint::Constraint;
 use crate::element::FloatsMut;
 use crate::parallel::thread_count;
 use rayon::prelude::*;
@@ -11,10 +10,9 @@ use rayon::prelude::*;
 /// second core costs more than it saves.
 pub const PARALLEL_BATCH_ELEMENTS: usize = 1 << 18;
 
-/// One item of a batch: a prepared constraint and the buffer it was prepared for.
+/// One item of a batch: a prepared call and the buffer it was prepared for.
 #[derive(Debug)]
 pub struct Job<'a> {
-    pub constraint: &'a Constraint,
     pub prepared: &'a Prepared,
     pub data: FloatsMut<'a>,
 }
@@ -24,7 +22,7 @@ pub struct Job<'a> {
 /// to it here; a binding checks it before building the slices).
 pub fn apply_batch(jobs: &mut [Job<'_>]) {
     let total: usize = jobs.iter().map(|job| job.data.len()).sum();
-    let run = |job: &mut Job<'_>| job.constraint.run_prepared_on(job.prepared, &mut job.data);
+    let run = |job: &mut Job<'_>| job.prepared.run_on(&mut job.data);
     if total >= PARALLEL_BATCH_ELEMENTS && jobs.len() > 1 && thread_count() > 1 {
         jobs.par_iter_mut().with_min_len(1).for_each(run);
     } else {

@@ -323,25 +323,30 @@ fn clip<R: Real>(value: R, low: R, high: R) -> R {
     }
 }
 
-/// The per-slice formula of a norm constraint, with its parameters in the element type and in
-/// the wide arithmetic.
-pub(crate) struct SliceRule<T> {
+/// A norm constraint's formula and its validated parameters: what a prepared call keeps of its
+/// constraint (see `apply::Prepared`), so the rule always travels with the plan it was checked
+/// with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct NormRule {
     kind: RuleKind,
     mode: Mode,
-    params: Params<T>,
-    wide: Params<Scaled>,
+    min: f64,
+    max: f64,
+    rate: f64,
+    epsilon: f64,
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RuleKind {
     Max,
     MinMax,
     Unit,
 }
 
-impl<T: Element> SliceRule<T> {
-    pub(crate) fn new(constraint: &Constraint) -> Option<SliceRule<T>> {
-        let (kind, min, max, rate, options) = match constraint {
+impl Constraint {
+    /// The rule and axes of a norm constraint; `None` for NonNeg and Radial.
+    pub(crate) fn norm_rule(&self) -> Option<(NormRule, &Axes)> {
+        let (kind, min, max, rate, options) = match self {
             Constraint::MaxNorm { max_value, options } => {
                 (RuleKind::Max, 0.0, *max_value, 1.0, options)
             }
@@ -354,20 +359,41 @@ impl<T: Element> SliceRule<T> {
             Constraint::UnitNorm { options } => (RuleKind::Unit, 0.0, 1.0, 1.0, options),
             Constraint::NonNeg | Constraint::Radial => return None,
         };
-        let params = Params {
-            min: T::from_f64(min),
-            max: T::from_f64(max),
-            rate: T::from_f64(rate),
-            one_minus_rate: T::from_f64(1.0 - rate),
-            epsilon: T::from_f64(options.epsilon),
-        };
-        let wide = params.map(T::to_wide);
-        Some(SliceRule {
+        let rule = NormRule {
             kind,
             mode: options.mode,
+            min,
+            max,
+            rate,
+            epsilon: options.epsilon,
+        };
+        Some((rule, &options.axes))
+    }
+}
+
+/// A [`NormRule`] with its parameters in the element type and in the wide arithmetic.
+pub(crate) struct SliceRule<T> {
+    kind: RuleKind,
+    mode: Mode,
+    params: Params<T>,
+    wide: Params<Scaled>,
+}
+
+impl<T: Element> SliceRule<T> {
+    pub(crate) fn new(rule: &NormRule) -> SliceRule<T> {
+        let params = Params {
+            min: T::from_f64(rule.min),
+            max: T::from_f64(rule.max),
+            rate: T::from_f64(rule.rate),
+            one_minus_rate: T::from_f64(1.0 - rule.rate),
+            epsilon: T::from_f64(rule.epsilon),
+        };
+        SliceRule {
+            kind: rule.kind,
+            mode: rule.mode,
+            wide: params.map(T::to_wide),
             params,
-            wide,
-        })
+        }
     }
 
     pub(crate) fn scale(&self) -> Scale {
@@ -423,6 +449,10 @@ impl<T: Element> SliceRule<T> {
 mod tests {
     use super::*;
 
+    fn slice_rule(constraint: &Constraint) -> SliceRule<f32> {
+        SliceRule::new(&constraint.norm_rule().expect("a norm constraint").0)
+    }
+
     #[test]
     fn parameters_are_validated_with_their_names() {
         let err = Constraint::max_norm(-1.0, Axes::default()).unwrap_err();
@@ -462,8 +492,7 @@ mod tests {
 
     #[test]
     fn keras_factor_adds_epsilon_inside_bounds() {
-        let rule =
-            SliceRule::<f32>::new(&Constraint::max_norm(2.0, Axes::default()).unwrap()).unwrap();
+        let rule = slice_rule(&Constraint::max_norm(2.0, Axes::default()).unwrap());
         // Below 2, eps shifts the factor off 1; at and above 2 in f32, eps + n rounds to n.
         assert!(rule.value(1.0f32) < 1.0);
         assert_eq!(rule.value(2.0f32), 1.0);
@@ -478,7 +507,7 @@ mod tests {
             .unwrap()
             .with_mode(Mode::Projection)
             .unwrap();
-        let rule = SliceRule::<f32>::new(&c).unwrap();
+        let rule = slice_rule(&c);
         assert_eq!(rule.value(2.0f32), 1.0);
         assert_eq!(rule.value(0.5f32), 2.0);
         assert_eq!(rule.value(6.0f32), 0.5);

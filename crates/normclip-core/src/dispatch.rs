@@ -2,7 +2,6 @@
 //! once it has checked its arguments.
 
 use crate::apply::{norms_into, Prepared};
-use crate::constraint::Constraint;
 use crate::element::{Element, Floats, FloatsMut};
 use crate::error::{Error, Result};
 use crate::kernels::{Kernels, Tier};
@@ -12,29 +11,28 @@ fn kernels<T: Element>() -> Kernels<T> {
     Kernels::for_tier(Tier::active()).expect("the active tier is supported by construction")
 }
 
-impl Constraint {
-    /// [`Constraint::run_prepared`] on a buffer of either element type.
-    pub fn run_prepared_on(&self, prepared: &Prepared, data: &mut FloatsMut<'_>) {
+impl Prepared {
+    /// [`Prepared::run`] on a buffer of either element type.
+    pub fn run_on(&self, data: &mut FloatsMut<'_>) {
         match data {
-            FloatsMut::F32(data) => self.run_prepared(prepared, data, &kernels()),
-            FloatsMut::F64(data) => self.run_prepared(prepared, data, &kernels()),
+            FloatsMut::F32(data) => self.run(data, &kernels()),
+            FloatsMut::F64(data) => self.run(data, &kernels()),
         }
     }
 
-    /// [`Constraint::run_prepared_copy_into`] for buffers of either element type (both the same,
-    /// and of the same length).
-    pub fn copy_prepared_on(
-        &self,
-        prepared: &Prepared,
-        source: Floats<'_>,
-        out: FloatsMut<'_>,
-    ) -> Result<()> {
+    /// [`Prepared::run_copy_into`] for buffers of either element type (both the same, and of
+    /// the prepared length).
+    pub fn copy_on(&self, source: Floats<'_>, out: FloatsMut<'_>) -> Result<()> {
         match (source, out) {
-            (Floats::F32(source), FloatsMut::F32(out)) if source.len() == out.len() => {
-                self.run_prepared_copy_into(prepared, source, out, &kernels())
+            (Floats::F32(source), FloatsMut::F32(out))
+                if (source.len(), out.len()) == (self.len(), self.len()) =>
+            {
+                self.run_copy_into(source, out, &kernels())
             }
-            (Floats::F64(source), FloatsMut::F64(out)) if source.len() == out.len() => {
-                self.run_prepared_copy_into(prepared, source, out, &kernels())
+            (Floats::F64(source), FloatsMut::F64(out))
+                if (source.len(), out.len()) == (self.len(), self.len()) =>
+            {
+                self.run_copy_into(source, out, &kernels())
             }
             _ => {
                 return Err(Error::type_error(

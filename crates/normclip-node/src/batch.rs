@@ -9,7 +9,7 @@ use napi_derive::napi;
 use normclip_core::apply::Prepared;
 use normclip_core::batch::{apply_batch as run_batch, Job};
 use normclip_core::spec::quoted;
-use normclip_core::{Constraint, Error as CoreError};
+use normclip_core::Error as CoreError;
 
 use crate::constraint::NativeConstraint;
 use crate::errors::{guard, Failure, OrThrow, Res};
@@ -43,7 +43,6 @@ struct Item {
     array: ArrayArg<'static>,
     output: Option<ArrayArg<'static>>,
     shape: Shape,
-    constraint: Constraint,
     prepared: Prepared,
 }
 
@@ -129,7 +128,6 @@ fn read_items(reading: &Reading, items: &Unknown, with_output: bool) -> Res<Vec<
             array,
             output,
             shape,
-            constraint,
             prepared,
         });
     }
@@ -160,17 +158,12 @@ fn apply_batch_inner(env: &Env, items: Unknown) -> Res<()> {
         let view = views.next().expect("a view per request");
         match &item.output {
             None => jobs.push(Job {
-                constraint: &item.constraint,
                 prepared: &item.prepared,
                 data: view.floats_mut(),
             }),
             Some(_) => {
                 let out = views.next().expect("a view per request");
-                item.constraint.copy_prepared_on(
-                    &item.prepared,
-                    view.floats(),
-                    out.floats_mut(),
-                )?;
+                item.prepared.copy_on(view.floats(), out.floats_mut())?;
             }
         }
     }
@@ -186,7 +179,6 @@ fn apply_batch_async_inner(env: &Env, items: Unknown) -> Res<ApplyTask> {
         .map(|item| Pending {
             array: item.array,
             shape: &item.shape,
-            constraint: item.constraint.clone(),
             prepared: item.prepared.clone(),
         })
         .collect();

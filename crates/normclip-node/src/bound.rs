@@ -27,9 +27,8 @@ const BOUND_TAG: sys::napi_type_tag = sys::napi_type_tag {
     upper: 0x626f_756e_6400_0001,
 };
 
-/// A constraint with the plan for one shape, made once.
+/// A constraint's plan for one shape, made once.
 pub struct BoundConstraint {
-    constraint: Constraint,
     shape: Shape,
     prepared: Prepared,
 }
@@ -43,11 +42,7 @@ unsafe extern "C" fn finalize_bound(_env: sys::napi_env, data: *mut c_void, _hin
 /// A bound constraint as a tagged external (`NativeConstraint.bind`).
 pub fn create<'env>(env: &'env Env, constraint: &Constraint, shape: Shape) -> Res<Unknown<'env>> {
     let prepared = constraint.prepare(shape.len(), shape.dims())?;
-    let bound = Box::into_raw(Box::new(BoundConstraint {
-        constraint: constraint.clone(),
-        shape,
-        prepared,
-    }));
+    let bound = Box::into_raw(Box::new(BoundConstraint { shape, prepared }));
     let mut external = ptr::null_mut();
     // SAFETY: `bound` is a fresh heap pointer whose ownership passes to the external (freed by
     // `finalize_bound`); `env` is the live environment of this call.
@@ -129,9 +124,7 @@ unsafe extern "C" fn apply_bound(
                 Access::Write,
             )
             .map_err(core)?;
-        bound
-            .constraint
-            .run_prepared_on(&bound.prepared, &mut view.floats_mut());
+        bound.prepared.run_on(&mut view.floats_mut());
         Ok(ptr::null_mut())
     })
 }

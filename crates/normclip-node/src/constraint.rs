@@ -101,8 +101,7 @@ impl NativeConstraint {
             shape.len(),
             Access::Write,
         ))?;
-        self.inner
-            .run_prepared_on(&prepared, &mut view.floats_mut());
+        prepared.run_on(&mut view.floats_mut());
         Ok(())
     }
 
@@ -125,8 +124,7 @@ impl NativeConstraint {
             Request::new(&output, shape.len(), Access::Write),
         ])?;
         let (source, out) = views.split_at_mut(1);
-        self.inner
-            .copy_prepared_on(&prepared, source[0].floats(), out[0].floats_mut())?;
+        prepared.copy_on(source[0].floats(), out[0].floats_mut())?;
         Ok(result)
     }
 
@@ -187,7 +185,6 @@ impl NativeConstraint {
             vec![Pending {
                 array,
                 shape: &shape,
-                constraint: self.inner.clone(),
                 prepared,
             }],
         )

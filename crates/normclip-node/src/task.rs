@@ -19,7 +19,7 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, Error, Status, Task};
 use normclip_core::apply::Prepared;
 use normclip_core::batch::{apply_batch, Job};
-use normclip_core::{Constraint, Floats, FloatsMut};
+use normclip_core::{Floats, FloatsMut};
 
 use crate::errors::{panic_message, range_error_value, Failure, Res};
 use crate::read::{Arg, ArrayArg, Dtype, Reading, Shape};
@@ -57,7 +57,6 @@ enum Memory {
 
 /// One array of an async call: its constraint, plan and memory.
 pub struct AsyncItem {
-    constraint: Constraint,
     prepared: Prepared,
     memory: Memory,
     target: JsRef,
@@ -115,7 +114,6 @@ impl Memory {
 pub struct Pending<'a> {
     pub array: ArrayArg<'static>,
     pub shape: &'a Shape,
-    pub constraint: Constraint,
     pub prepared: Prepared,
 }
 
@@ -147,7 +145,6 @@ pub fn hold_all(sealed: Sealed, pending: Vec<Pending>) -> Res<ApplyTask> {
         }
         items.push(AsyncItem {
             len: p.shape.len(),
-            constraint: p.constraint,
             prepared: p.prepared,
             memory,
             target: JsRef(reference),
@@ -174,13 +171,9 @@ impl Task for ApplyTask {
                 .iter_mut()
                 .map(|item| {
                     let AsyncItem {
-                        constraint,
-                        prepared,
-                        memory,
-                        ..
+                        prepared, memory, ..
                     } = item;
                     Job {
-                        constraint,
                         prepared,
                         data: memory.floats_mut(),
                     }

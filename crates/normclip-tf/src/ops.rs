@@ -114,13 +114,12 @@ impl Pass for Constrain {
     fn run(&self, checked: &Vec<Prepared>, operands: &mut [Operand<'_>]) {
         let kernels = Kernels::<f32>::for_tier(Tier::active())
             .expect("the active tier is supported by construction");
-        for ((constraint, prepared), operand) in self.constraints.iter().zip(checked).zip(operands)
-        {
+        for (prepared, operand) in checked.iter().zip(operands) {
             match operand {
-                Operand::InPlace(data) => constraint.run_prepared(prepared, data, &kernels),
+                Operand::InPlace(data) => prepared.run(data, &kernels),
                 // The glue allocated the output with its input's element count.
                 Operand::Copy { source, target } => {
-                    constraint.run_prepared_copy_into(prepared, source, target, &kernels)
+                    prepared.run_copy_into(source, target, &kernels)
                 }
             }
         }
