@@ -11,7 +11,7 @@
 //! square's partial products do not underflow, which holds for `|x| >= 2^-484` (`2·exponent - 104
 //! >= -1074`); below that the error is dropped in both (`p < 2^-968`), so every tier computes the
 //! same bits. The slices such tiny elements can matter to are recomputed with exact scaling (see
-//! `apply::exact_norms`).
+//! `apply::norm_pass::exact_norms`).
 
 /// Squares below this have their error term dropped (see the module documentation).
 pub const EXACT_SQUARE_MIN: f64 = f64::from_bits((1023 - 968) << 52); // 2^-968

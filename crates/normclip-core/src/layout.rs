@@ -74,7 +74,10 @@ impl Axes {
     }
 }
 
-/// The largest rank a tensor may have (Keras and tfjs stop far below).
+/// The largest rank a tensor may have, for the core and every binding (the Node binding exports
+/// it as `MAX_RANK` and checks shapes and axis lists against it while reading them, before any
+/// allocation sized by them). 128 because a plan keeps its reduced axes as a `u128` bit set;
+/// Keras and tfjs weights stop far below.
 pub const MAX_RANK: usize = 128;
 
 /// The keepdims shape of the norms of a tensor of `shape` reduced over `mask`.

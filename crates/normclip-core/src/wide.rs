@@ -63,7 +63,7 @@ impl Real for f64 {
 }
 
 /// `2^k` for `-1074 <= k <= 1023` (exact).
-fn pow2(k: i64) -> f64 {
+pub(crate) fn pow2(k: i64) -> f64 {
     debug_assert!((-1074..=1023).contains(&k));
     if k >= -1022 {
         f64::from_bits(((k + 1023) as u64) << 52)
