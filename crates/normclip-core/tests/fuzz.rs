@@ -11,10 +11,9 @@
 //! minimal failing input and is saved under `tests/fuzz.regressions`, replayed first next run.
 
 #[path = "reference/common.rs"]
-#[allow(dead_code, reason = "the fuzz uses part of the shared reference")]
+#[expect(dead_code, reason = "the fuzz uses part of the shared reference")]
 mod common;
 #[path = "reference/exact.rs"]
-#[allow(dead_code, reason = "the fuzz uses part of the shared reference")]
 mod exact;
 
 use normclip_core::apply::{norms, norms_with_tier};

@@ -11,12 +11,12 @@
 //! - `edge_cases`: golden values, empty and rank-0 tensors, special values, the skip path,
 //!   validation, RadialConstraint.
 //! - `large`: norm accuracy over 16M elements and thread-count independence.
-//! - `known_issues`: failing tests for issues found in the core (kept apart; see each test).
+//! - `regressions`: one test per issue the reference suite found in the core, all fixed.
 
 mod accuracy;
 mod common;
 mod edge_cases;
 mod exact;
-mod known_issues;
 mod large;
 mod properties;
+mod regressions;

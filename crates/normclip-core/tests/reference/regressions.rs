@@ -1,5 +1,5 @@
-//! Regression tests for issues the reference suite found in the core (now fixed): each states the
-//! behaviour the crate's own rules ask for.
+//! Regression tests: one per issue the reference suite once found in the core (all fixed), each
+//! stating the behaviour the crate's own rules ask for, so none comes back.
 
 use super::common::*;
 use normclip_core::{Axes, Constraint, Mode};
@@ -17,7 +17,8 @@ fn apply<T: Float>(c: &Constraint, data: &[T], shape: &[usize]) -> Vec<T> {
 #[test]
 fn max_norm_factor_of_an_overflowing_norm_keeps_its_precision() {
     // [3e38; 3] has norm ~5.2e38 > f32::MAX. The factor 1e-3 / 5.2e38 ~ 1.9e-42 is an f32
-    // denormal with ~11 significant bits, so the result misses the bound by 2.7e-4 relative.
+    // denormal with ~11 significant bits: applied in f32 it would miss the bound by 2.7e-4
+    // relative, so the factor takes the wide path.
     let big = [3e38f32, 3e38, -3e38];
     let out = apply(&Constraint::max_norm(1e-3, Axes::All).unwrap(), &big, &[3]);
     let norm = out.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
@@ -27,7 +28,7 @@ fn max_norm_factor_of_an_overflowing_norm_keeps_its_precision() {
 #[test]
 fn tiny_f32_slices_have_accurate_norms() {
     // Squares of |x| < ~1e-19 are f32 denormals (or 0): summed in f32 they lose their bits, the
-    // way squares above ~1.8e19 overflow (which the crate already rechecks in f64).
+    // way squares above ~1.8e19 overflow; both kinds of sum are recomputed exactly.
     // (Runs shorter than 32 are summed with f64 squares and are fine; longer runs and columns
     // accumulate f32 squares.)
     for (x, n) in [(1e-20f32, 100usize), (1e-40, 64), (3e-22, 1000)] {
@@ -42,8 +43,7 @@ fn tiny_f32_slices_have_accurate_norms() {
         );
     }
     // Projection UnitNorm of a column of 1e-30 (norm 8e-30, a normal f32): its exact norm is
-    // > 0, so it must become a unit vector; today the f32 squares underflow to 0 and the slice is
-    // left as it is.
+    // > 0, so it must become a unit vector, although its f32 squares underflow to 0.
     let unit = apply(
         &Constraint::unit_norm(axis(&[0]))
             .unwrap()
@@ -63,7 +63,7 @@ fn tiny_f32_slices_have_accurate_norms() {
 #[test]
 fn unit_norm_of_a_slice_whose_norm_overflows_f32() {
     // The exact norm (~5.2e38) is finite; the crate claims the exact-norm result over Keras'
-    // zeros. Projection mode at least must land on the unit sphere.
+    // zeros: both modes land on the unit sphere.
     let big = [3e38f32, 3e38, -3e38];
     for mode in [Mode::Keras, Mode::Projection] {
         let out = apply(
@@ -87,7 +87,7 @@ fn unit_norm_of_a_slice_whose_norm_overflows_f32() {
 #[test]
 fn projection_nan_propagates_like_the_other_constraints() {
     // In projection mode MaxNorm and MinMaxNorm turn a NaN slice into NaNs (as Keras does);
-    // UnitNorm should do the same rather than leave the slice (and its NaN) as it was.
+    // UnitNorm does the same rather than leave the slice (and its NaN) as it was.
     let w = [1.0f32, 3.0, f32::NAN, 4.0];
     let max = apply(
         &Constraint::max_norm(2.0, axis(&[0]))
