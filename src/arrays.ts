@@ -28,3 +28,24 @@ export function copyShape(shape: unknown, argument: string): number[] {
   }
   return dims
 }
+
+/**
+ * `copyShape` as a string key (`"784,512"`, `""` for rank 0), for the per-shape plan caches:
+ * the same checks and the same single read of each element, without an Array per call.
+ * `key.split(',').map(Number)` gives the dims back exactly (a number's string round-trips).
+ */
+export function shapeKey(shape: unknown, argument: string): string {
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${argument}: expected an array of non-negative integers, got ${describe(shape)}`)
+  }
+  const rank = shape.length
+  let key = ''
+  for (let i = 0; i < rank; i++) {
+    const dim: unknown = shape[i]
+    if (typeof dim !== 'number') {
+      throw new TypeError(`${argument}: expected non-negative integers, got ${describe(dim)} at index ${i}`)
+    }
+    key = i === 0 ? `${dim}` : `${key},${dim}`
+  }
+  return key
+}

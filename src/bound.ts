@@ -1,6 +1,6 @@
 // The per-call fast path: a constraint planned once per shape, applied through the raw N-API
 // `applyBound`. This is what repeated calls (a weight after every training step) go through.
-import { copyShape, type FloatArray } from './arrays'
+import { type FloatArray, shapeKey } from './arrays'
 import * as native from './binding'
 
 /**
@@ -32,13 +32,14 @@ export function constrain(spec: ConstraintSpec): (array: FloatArray, shape: read
 export function boundApplier(constraint: native.NativeConstraint): (array: FloatArray, shape: readonly number[]) => void {
   const bound = new Map<string, native.BoundHandle>()
   return (array, shape) => {
-    // One read of the shape: the key and the plan both come from this copy, so a getter that
-    // answers differently on each read cannot pair a plan with another shape.
-    const dims = copyShape(shape, 'shape')
-    const key = dims.join(',')
+    // One read of the shape: the key and the plan both come from that one read, so a getter
+    // that answers differently on each read cannot pair a plan with another shape. The key is
+    // made as the dims are read and the dims are only materialized on a miss: an Array per call
+    // was a third of a small call's cost.
+    const key = shapeKey(shape, 'shape')
     let handle = bound.get(key)
     if (handle === undefined) {
-      handle = constraint.bind(dims)
+      handle = constraint.bind(key === '' ? [] : key.split(',').map(Number))
       if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
       bound.set(key, handle)
     }
