@@ -7,6 +7,7 @@
 import type { NativeAxes, NativeFileConstraint } from '../binding'
 import { checkConstraintAxes, perUnitAxes, type LayerLike } from '../per-unit-axes'
 import { MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm, type Axis } from '../constraints'
+import { DEFAULT_EPSILON, DEFAULT_MODE } from '../options'
 import { deserialize, serialize, type ConstraintIdentifier } from '../serialization'
 import { weightKey } from './keras-config'
 import type { StoredWeight } from './model'
@@ -47,7 +48,7 @@ export function nativeAxes(axis: Axis, rank: number, fortranOrder: boolean): Nat
 
 /** The resolved parameters the native job takes. */
 export function toNative(c: FileConstraint, rank: number, fortranOrder: boolean): NativeFileConstraint {
-  const base = { maxValue: 0, minValue: 0, rate: 1, mode: 'keras', epsilon: 1e-7, axes: { all: false, list: [] } as NativeAxes }
+  const base = { maxValue: 0, minValue: 0, rate: 1, mode: DEFAULT_MODE, epsilon: DEFAULT_EPSILON, axes: { all: false, list: [] } as NativeAxes }
   if (c instanceof NonNeg) return { ...base, kind: 'nonNeg' }
   if (c instanceof RadialConstraint) return { ...base, kind: 'radialConstraint' }
   const common = { ...base, axes: nativeAxes(c.axis, rank, fortranOrder), mode: c.mode, epsilon: c.epsilon }
