@@ -14,18 +14,10 @@ export type FloatArray = Float32Array | Float64Array
  * make two parts of a call see two shapes.
  */
 export function copyShape(shape: unknown, argument: string): number[] {
-  if (!Array.isArray(shape)) {
-    throw new TypeError(`${argument}: expected an array of non-negative integers, got ${describe(shape)}`)
-  }
-  const rank = shape.length
+  const array = shapeArray(shape, argument)
+  const rank = array.length
   const dims = new Array<number>(rank)
-  for (let i = 0; i < rank; i++) {
-    const dim: unknown = shape[i]
-    if (typeof dim !== 'number') {
-      throw new TypeError(`${argument}: expected non-negative integers, got ${describe(dim)} at index ${i}`)
-    }
-    dims[i] = dim
-  }
+  for (let i = 0; i < rank; i++) dims[i] = shapeDim(array, i, argument)
   return dims
 }
 
@@ -35,17 +27,28 @@ export function copyShape(shape: unknown, argument: string): number[] {
  * `key.split(',').map(Number)` gives the dims back exactly (a number's string round-trips).
  */
 export function shapeKey(shape: unknown, argument: string): string {
-  if (!Array.isArray(shape)) {
-    throw new TypeError(`${argument}: expected an array of non-negative integers, got ${describe(shape)}`)
-  }
-  const rank = shape.length
+  const array = shapeArray(shape, argument)
+  const rank = array.length
   let key = ''
   for (let i = 0; i < rank; i++) {
-    const dim: unknown = shape[i]
-    if (typeof dim !== 'number') {
-      throw new TypeError(`${argument}: expected non-negative integers, got ${describe(dim)} at index ${i}`)
-    }
+    const dim = shapeDim(array, i, argument)
     key = i === 0 ? `${dim}` : `${key},${dim}`
   }
   return key
+}
+
+function shapeArray(shape: unknown, argument: string): readonly unknown[] {
+  if (!Array.isArray(shape)) {
+    throw new TypeError(`${argument}: expected an array of non-negative integers, got ${describe(shape)}`)
+  }
+  return shape
+}
+
+/** Element `i` of a shape, read once (the native side checks it is a non-negative integer). */
+function shapeDim(shape: readonly unknown[], i: number, argument: string): number {
+  const dim = shape[i]
+  if (typeof dim !== 'number') {
+    throw new TypeError(`${argument}: expected non-negative integers, got ${describe(dim)} at index ${i}`)
+  }
+  return dim
 }
