@@ -16,6 +16,7 @@ import { ownedFloat32Data } from '../src/tfjs'
 import { measureInterleaved, median, type Method } from './measure'
 import { backendLabel, loadBackends, useBackend, type BackendName } from './backends'
 import { benchArgs, writeResult } from './harness'
+import { probeAddon } from './probe'
 
 const quick = benchArgs().quick
 const CLIP = 1.0
@@ -132,7 +133,7 @@ async function clippingRows(backends: BackendName[]): Promise<Row[]> {
           repeatable: true,
         },
         { key: 'plain JS', run: () => void plainJsGlobalClip(arrays, CLIP), repeatable: true },
-        { key: 'probe', run: () => void native.bandwidthProbe(probe, 1), repeatable: true },
+        { key: 'probe', run: () => void probeAddon().bandwidthProbe(probe, 1), repeatable: true },
       ]
       rows.push({ model: model.name, backend, elements, results: await measure(methods, quick ? 1 : 3) })
       tf.dispose(grads)

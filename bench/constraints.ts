@@ -26,6 +26,7 @@ import { MaxNorm } from '../src/constraints'
 import { fastPathStatus, setFastPaths } from '../src/backends'
 import type { TfOpsStatus } from '../src/native/index.js'
 import { plainJsMaxNorm } from './plain-js'
+import { probeAddon } from './probe'
 import { measureInterleaved, type Method, type Sampled } from './measure'
 import { backendLabel, loadBackends, useBackend, wasmFeatures, type BackendName } from './backends'
 import { logLogChart, type Series } from './svg'
@@ -157,8 +158,9 @@ async function methodsFor(c: Case, backends: readonly BackendName[]): Promise<{ 
   const nativeMethod = (key: string, state: State, run: () => void | Promise<void>) =>
     methods.push(small ? { key, run, repeatable: true } : { key, run, prepare: refill(state) })
 
+  const probe = probeAddon()
   nativeMethod('probe', 'over', () => {
-    for (const w of weights) native.bandwidthProbe(w.buffers.over, 1.0000001)
+    for (const w of weights) probe.bandwidthProbe(w.buffers.over, 1.0000001)
   })
   for (const state of ['over', 'compliant'] as const) {
     const suffix = state === 'over' ? '' : ':compliant'
@@ -448,7 +450,7 @@ function report(saved: Saved, rows: CaseResult[]): string {
     '## How it is measured',
     '',
     '- Single thread for normclip (`NORMCLIP_THREADS=1`, set before the addon loads); tfjs-node uses its own thread pool, tfjs wasm runs single-threaded under Node.',
-    '- probe: `bandwidthProbe`, a native sum-of-squares pass then an in-place scale pass over the same buffer (12 B/element), built for the same SIMD tier: the two-pass bound. "% of probe" = probe time / normclip time.',
+    '- probe: `bandwidthProbe` (a `probe`-feature build of the addon, bench/probe.ts), a native sum-of-squares pass then an in-place scale pass over the same buffer (12 B/element), built for the same SIMD tier: the two-pass bound. "% of probe" = probe time / normclip time.',
     `- Over the bound: maxValue ${OVER}. Cases of ≥ 64K elements are refilled from a pristine copy before each sample (untimed); smaller ones are timed as runs of calls on one buffer (every call still rescales every slice, checked at start-up). Compliant: maxValue ${COMPLIANT}, all norms in [2, maxValue], Keras' factor is exactly 1; "% of ⅓ probe" compares with a third of the probe's time, a rough one-read-pass reference.`,
     "- in place: `constrain(spec)(array, shape)` (the shape-bound fast path). copy: `NativeConstraint.applyCopy` (a new array each call). async: `await applyInPlaceAsync` (libuv pool, one weight at a time). applyBatch: one native `applyBatch` call for all the case's weights.",
     "- normclip MaxNorm.apply: `new MaxNorm({maxValue, axis}).apply(tensor)` then `dispose()`: the constrained tensor, made on the backend. On tfjs-node it is the output of normclip's TensorFlow op `NormclipConstrain` (one fused pass from the input's TensorFlow buffer into a new one); on tfjs wasm a fused pass between views of the wasm heap into a new heap tensor; on the cpu backend a fused native copy out of the backend's storage. \"copy path\": the same with those two paths turned off (`setFastPaths`): the data out with `dataSync`, the core, `tf.tensor` back — on tfjs-node including the upload of the result into TensorFlow, which tfjs-node otherwise makes on the tensor's first use.",

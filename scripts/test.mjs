@@ -22,6 +22,8 @@ const vitestJson = join(target, 'vitest-results.json')
 const STEPS = [
   { name: 'rustfmt', cmd: ['cargo', 'fmt', '--all', '--check'] },
   { name: 'clippy', cmd: ['cargo', 'clippy', '--workspace', '--all-targets', '--quiet', '--', '-D', 'warnings'] },
+  // The benchmark build (the `probe` feature; it also compiles the cargo benches and examples).
+  { name: 'clippy-probe', cmd: ['cargo', 'clippy', '--workspace', '--all-targets', '--all-features', '--quiet', '--', '-D', 'warnings'] },
   { name: 'tsc', cmd: [npmBin('typescript', 'tsc'), '--noEmit', '-p', 'tsconfig.json'] },
   // Biome: the TypeScript/JavaScript linter and formatter (biome.jsonc); `npm run format` fixes.
   { name: 'biome', cmd: [npmBin('@biomejs/biome', 'biome'), 'ci', '--colors=off', '.'] },

@@ -94,12 +94,6 @@ export declare function applyBatchAsync(items: NativeBatchItem[]): Promise<void>
  */
 export declare function applyCopyInto(constraint: NativeConstraint, source: Float32Array | Float64Array, target: Float32Array | Float64Array, shape: number[]): void
 
-/**
- * Benchmark reference: one sum-of-squares pass plus one in-place scale pass over `array`
- * (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
- */
-export declare function bandwidthProbe(array: Float32Array, factor: number): number
-
 /** TF `clip_by_global_norm` in place; returns the global norm (or `useNorm`). */
 export declare function clipByGlobalNorm(arrays: Array<Float32Array | Float64Array>, clipNorm: number, useNorm: number | null): number
 

@@ -841,7 +841,6 @@ module.exports.__panicForTests = nativeBinding.__panicForTests
 module.exports.applyBatch = nativeBinding.applyBatch
 module.exports.applyBatchAsync = nativeBinding.applyBatchAsync
 module.exports.applyCopyInto = nativeBinding.applyCopyInto
-module.exports.bandwidthProbe = nativeBinding.bandwidthProbe
 module.exports.clipByGlobalNorm = nativeBinding.clipByGlobalNorm
 module.exports.clipByNorm = nativeBinding.clipByNorm
 module.exports.clipByValue = nativeBinding.clipByValue

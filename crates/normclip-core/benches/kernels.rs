@@ -106,12 +106,12 @@ impl Case {
 // (normclip_core::probe: the same loops `npm run bench` measures through the binding)
 
 fn probe(tier: Tier, data: &mut [f32], factor: f32) -> f32 {
-    normclip_core::probe::two_pass(tier, data, factor)
+    normclip_core::probe::two_pass(tier, data, factor).unwrap()
 }
 
 /// The probe's sum pass alone (the 4 B/element bound of a call that writes nothing).
 fn sum_probe(tier: Tier, data: &[f32]) -> f32 {
-    normclip_core::probe::sum_squares(tier, data)
+    normclip_core::probe::sum_squares(tier, data).unwrap()
 }
 
 /// The sum probe on two threads (call it inside the pool).
@@ -400,12 +400,12 @@ fn profile(args: &[String]) {
 
 /// The probe's sum pass alone, AVX2.
 fn sum_only(data: &[f32]) -> f32 {
-    normclip_core::probe::sum_squares(Tier::Avx2, data)
+    normclip_core::probe::sum_squares(Tier::Avx2, data).unwrap()
 }
 
 /// The probe's scale pass alone, AVX2.
 fn scale_only(data: &mut [f32], factor: f32) {
-    normclip_core::probe::scale(Tier::Avx2, data, factor)
+    normclip_core::probe::scale(Tier::Avx2, data, factor).unwrap()
 }
 
 /// `kernels --passes LABEL...`: each pass on its own (AVX2 tier, one thread): the probe's sum

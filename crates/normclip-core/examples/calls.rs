@@ -62,7 +62,7 @@ fn measured<T: Element>(c: &Constraint, data: &mut [T], shape: &[usize], tier: T
 #[inline(never)]
 fn measured_copy<T: Element>(c: &Constraint, data: &[T], shape: &[usize], tier: Tier) -> Vec<T> {
     let prepared = c.prepare(data.len(), shape).unwrap();
-    prepared.run_copy(data, &Kernels::for_tier(tier).unwrap())
+    prepared.run_copy(data, Kernels::for_tier(tier).unwrap())
 }
 
 #[inline(never)]
@@ -72,7 +72,7 @@ fn measured_norms<T: Element>(data: &[T], shape: &[usize], axes: &Axes, tier: Ti
 
 #[inline(never)]
 fn measured_probe(data: &mut [f32], factor: f32, tier: Tier) -> f32 {
-    normclip_core::probe::two_pass(tier, data, factor)
+    normclip_core::probe::two_pass(tier, data, factor).unwrap()
 }
 
 fn write_bytes<T: Element>(path: &str, data: &[T]) {

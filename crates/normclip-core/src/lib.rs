@@ -28,6 +28,7 @@ pub mod exact;
 pub mod kernels;
 pub mod layout;
 mod parallel;
+#[cfg(feature = "probe")]
 pub mod probe;
 mod radial;
 pub mod spec;

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use normclip_core::apply::Prepared;
-use normclip_core::kernels::{Kernels, Tier};
+use normclip_core::kernels::Kernels;
 use normclip_core::layout::element_count;
 use normclip_core::Constraint;
 
@@ -112,15 +112,12 @@ impl Pass for Constrain {
     }
 
     fn run(&self, checked: &Vec<Prepared>, operands: &mut [Operand<'_>]) {
-        let kernels = Kernels::<f32>::for_tier(Tier::active())
-            .expect("the active tier is supported by construction");
+        let kernels = Kernels::<f32>::active();
         for (prepared, operand) in checked.iter().zip(operands) {
             match operand {
-                Operand::InPlace(data) => prepared.run(data, &kernels),
+                Operand::InPlace(data) => prepared.run(data, kernels),
                 // The glue allocated the output with its input's element count.
-                Operand::Copy { source, target } => {
-                    prepared.run_copy_into(source, target, &kernels)
-                }
+                Operand::Copy { source, target } => prepared.run_copy_into(source, target, kernels),
             }
         }
     }

@@ -92,14 +92,14 @@ impl Constraint {
         tier: Tier,
     ) -> Result<()> {
         let prepared = self.prepare(data.len(), shape)?;
-        prepared.run(data, &Kernels::<T>::for_tier(tier)?);
+        prepared.run(data, Kernels::<T>::for_tier(tier)?);
         Ok(())
     }
 
     /// A constrained copy of `data`; `data` is left as it is.
     pub fn apply_copy<T: Element>(&self, data: &[T], shape: &[usize]) -> Result<Vec<T>> {
         let prepared = self.prepare(data.len(), shape)?;
-        Ok(prepared.run_copy(data, &Kernels::for_tier(Tier::active())?))
+        Ok(prepared.run_copy(data, Kernels::active()))
     }
 }
 
@@ -265,7 +265,7 @@ pub fn norms_with_tier<T: Element>(
         ))
     })?;
     values.resize(plan.slices, T::ZERO);
-    norms_into(data, &plan, &mut values, &Kernels::for_tier(tier)?);
+    norms_into(data, &plan, &mut values, Kernels::for_tier(tier)?);
     Ok(Norms {
         values,
         shape: norms_shape(shape, plan.reduced),

@@ -21,7 +21,7 @@
 //! assert_eq!(a, [1.5, 2.0]);
 //! ```
 
-pub mod kernels;
+pub(crate) mod kernels;
 pub mod reduce;
 #[cfg(test)]
 mod tests;
@@ -30,7 +30,7 @@ use rayon::prelude::*;
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::kernels::{Kernels, Tier};
+use crate::kernels::Kernels;
 use crate::layout::{element_count, Axes, Inner, Plan};
 use crate::parallel::use_threads;
 pub use reduce::NormType;
@@ -88,19 +88,15 @@ macro_rules! with_data {
     ($tensor:expr, |$data:ident, $k:ident| $body:expr) => {
         match $tensor {
             TensorRef::F32($data) => {
-                let $k = Kernels::<f32>::for_tier(active())?;
+                let $k = Kernels::<f32>::active();
                 $body
             }
             TensorRef::F64($data) => {
-                let $k = Kernels::<f64>::for_tier(active())?;
+                let $k = Kernels::<f64>::active();
                 $body
             }
         }
     };
-}
-
-fn active() -> Tier {
-    Tier::active()
 }
 
 impl NormType {
@@ -133,11 +129,8 @@ pub fn check_bound(name: &str, value: f64) -> Result<()> {
 /// The p-norm of each tensor, in f64, in one pass over each (in parallel across tensors when
 /// the list is large; the values do not depend on it).
 pub fn tensor_norms(tensors: &[TensorRef], p: NormType) -> Result<Vec<f64>> {
-    let tier = active();
     let one = |tensor: &TensorRef| -> Result<f64> {
-        Ok(with_data!(*tensor, |data, k| reduce::norm(
-            data, p, &k, tier
-        )))
+        Ok(with_data!(*tensor, |data, k| reduce::norm(data, p, k)))
     };
     let total: usize = tensors.iter().map(TensorRef::len).sum();
     if tensors.len() > 1 && use_threads(total) {
@@ -196,12 +189,8 @@ fn scale_each(
     let (f32_factor, f64_factor) = (factor32(), factor64());
     for tensor in tensors.iter_mut() {
         match tensor {
-            TensorMut::F32(data) => {
-                scale_by(data, f32_factor, &Kernels::<f32>::for_tier(active())?)
-            }
-            TensorMut::F64(data) => {
-                scale_by(data, f64_factor, &Kernels::<f64>::for_tier(active())?)
-            }
+            TensorMut::F32(data) => scale_by(data, f32_factor, Kernels::<f32>::active()),
+            TensorMut::F64(data) => scale_by(data, f64_factor, Kernels::<f64>::active()),
         }
     }
     Ok(())
@@ -285,10 +274,9 @@ pub fn clip_by_norm<T: Element>(
         return Ok(());
     }
     let plan = Plan::new(shape, axes)?;
-    let k = Kernels::<T>::for_tier(active())?;
-    let tier = active();
+    let k = Kernels::<T>::active();
     let mut norms = vec![0.0f64; plan.slices];
-    reduce::slice_l2_norms(data, &plan, &k, &mut norms);
+    reduce::slice_l2_norms(data, &plan, k, &mut norms);
     let c = T::from_f64(clip_norm);
     let mut any_wide = false;
     let divisors: Vec<T> = norms
@@ -326,17 +314,17 @@ pub fn clip_by_norm<T: Element>(
             Inner::Runs { run_len, .. } => {
                 if per_group == 1 {
                     let d = values[0];
-                    for_chunks(block, |chunk| kernels::mul_div_run(tier, chunk, c, d));
+                    for_chunks(block, |chunk| (k.mul_div_run)(chunk, c, d));
                 } else {
                     for (run, &d) in block.chunks_exact_mut(run_len).zip(values) {
-                        kernels::mul_div_run(tier, run, c, d);
+                        (k.mul_div_run)(run, c, d);
                     }
                 }
             }
             Inner::Columns { cols, .. } => {
                 let rows_per_task = SCALE_TASK.div_ceil(cols).max(1);
                 for_chunks_rows(block, rows_per_task * cols, |rows| {
-                    kernels::mul_div_columns(tier, rows, c, values)
+                    (k.mul_div_columns)(rows, c, values)
                 });
             }
         }
@@ -395,17 +383,15 @@ fn for_chunks_rows<T: Element>(data: &mut [T], task: usize, f: impl Fn(&mut [T])
 /// NaN stays NaN, -0 stays -0.
 pub fn clip_by_value(tensors: &mut [TensorMut], clip_value: f64) -> Result<()> {
     check_bound("clipValue", clip_value)?;
-    let tier = active();
     for tensor in tensors.iter_mut() {
         match tensor {
             TensorMut::F32(data) => {
-                let v = clip_value as f32;
-                for_chunks(data, |chunk| kernels::clamp(tier, chunk, -v, v));
+                let (v, k) = (clip_value as f32, Kernels::<f32>::active());
+                for_chunks(data, |chunk| (k.clamp)(chunk, -v, v));
             }
             TensorMut::F64(data) => {
-                for_chunks(data, |chunk| {
-                    kernels::clamp(tier, chunk, -clip_value, clip_value)
-                });
+                let k = Kernels::<f64>::active();
+                for_chunks(data, |chunk| (k.clamp)(chunk, -clip_value, clip_value));
             }
         }
     }
@@ -581,14 +567,13 @@ pub fn clip_per_example(
     let all_empty = grads.iter().all(TensorRef::is_empty);
     let examples = if all_empty { batch.min(1) } else { batch };
     // Norm pass: per example and tensor.
-    let tier = active();
     let mut norms = vec![0.0f64; examples * grads.len()]; // [example][tensor]
     for (t, g) in grads.iter().enumerate() {
         let per_example = g.len().checked_div(batch).unwrap_or(0);
         with_data!(*g, |data, k| {
             for i in 0..examples {
                 let example = &data[i * per_example..(i + 1) * per_example];
-                norms[i * grads.len() + t] = reduce::norm(example, NormType::L2, &k, tier);
+                norms[i * grads.len() + t] = reduce::norm(example, NormType::L2, k);
             }
         });
     }
@@ -641,12 +626,16 @@ pub fn clip_per_example(
                 let f = factors[i * tensors + t];
                 let from = i * per_example;
                 match g {
-                    TensorRef::F32(d) => {
-                        kernels::weighted_add(tier, acc, &d[from + start..from + end], f)
-                    }
-                    TensorRef::F64(d) => {
-                        kernels::weighted_add(tier, acc, &d[from + start..from + end], f)
-                    }
+                    TensorRef::F32(d) => (Kernels::<f32>::active().weighted_add)(
+                        acc,
+                        &d[from + start..from + end],
+                        f,
+                    ),
+                    TensorRef::F64(d) => (Kernels::<f64>::active().weighted_add)(
+                        acc,
+                        &d[from + start..from + end],
+                        f,
+                    ),
                 }
             }
             match o {

@@ -9,9 +9,8 @@
 
 use rayon::prelude::*;
 
-use super::kernels;
 use crate::element::{Element, SquareSum};
-use crate::kernels::{Kernels, Tier};
+use crate::kernels::Kernels;
 use crate::layout::{Inner, Plan};
 use crate::parallel::{reduction_parts, use_threads};
 
@@ -93,12 +92,11 @@ pub fn exact_l2<T: Element>(data: &[T]) -> f64 {
 }
 
 /// The p-norm of a contiguous run, in f64. NaN if an element is NaN.
-pub fn norm<T: Element>(data: &[T], p: NormType, k: &Kernels<T>, tier: Tier) -> f64 {
+pub fn norm<T: Element>(data: &[T], p: NormType, k: &Kernels<T>) -> f64 {
     match p {
         NormType::L2 => l2_norm(data, k),
         NormType::L1 => {
-            let sum =
-                over_parts(data, |part| kernels::abs_sum(tier, part), |a, b| a + b).unwrap_or(0.0);
+            let sum = over_parts(data, |part| (k.abs_sum)(part), |a, b| a + b).unwrap_or(0.0);
             if sum == f64::INFINITY {
                 // Only f64 elements near the top of the range get here; their sum is infinite.
                 data.iter().fold(0.0, |s, &x| s + x.to_f64().abs())
@@ -109,7 +107,7 @@ pub fn norm<T: Element>(data: &[T], p: NormType, k: &Kernels<T>, tier: Tier) -> 
         NormType::Inf => {
             let (max, nan) = over_parts(
                 data,
-                |part| kernels::abs_max(tier, part),
+                |part| (k.abs_max)(part),
                 |(a, na), (b, nb)| (a.max(b), na | nb),
             )
             .unwrap_or((0.0, false));

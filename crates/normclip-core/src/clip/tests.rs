@@ -2,6 +2,7 @@
 //! across the accumulation's edge cases (overflowing and underflowing squares, NaN, inf, empty).
 
 use super::*;
+use crate::kernels::Tier;
 
 /// Deterministic pseudo-random numbers (xorshift), uniform in [-1, 1).
 struct Rng(u64);
@@ -67,12 +68,12 @@ fn every_tier_gives_the_same_bits() {
     let mut results = Vec::new();
     for tier in Tier::ALL.into_iter().filter(|t| t.is_supported()) {
         let k = Kernels::<f32>::for_tier(tier).unwrap();
-        let l2 = reduce::norm(&x, NormType::L2, &k, tier);
-        let l1 = reduce::norm(&x, NormType::L1, &k, tier);
+        let l2 = reduce::norm(&x, NormType::L2, k);
+        let l1 = reduce::norm(&x, NormType::L1, k);
         let mut y = x.clone();
-        kernels::mul_div_run(tier, &mut y, 0.5f32, 3.0f32);
+        (k.mul_div_run)(&mut y, 0.5f32, 3.0f32);
         let mut z = x.clone();
-        kernels::mul_div_columns(tier, &mut z[..70_000], 0.5f32, &[1.0, 2.0, 3.0, 4.0, 5.0]);
+        (k.mul_div_columns)(&mut z[..70_000], 0.5f32, &[1.0, 2.0, 3.0, 4.0, 5.0]);
         results.push((l2.to_bits(), l1.to_bits(), y, z));
     }
     for r in &results[1..] {
@@ -472,7 +473,7 @@ fn large_tensors_are_the_same_whatever_the_thread_count() {
     let mut rng = Rng(13);
     let x = rng.vec32(2 << 20, 1.0);
     let parallel = tensor_norms(&[TensorRef::F32(&x)], NormType::L2).unwrap()[0];
-    let k = Kernels::<f32>::for_tier(Tier::active()).unwrap();
+    let k = Kernels::<f32>::active();
     let parts = crate::parallel::reduction_parts(x.len());
     let part_len = x.len().div_ceil(parts);
     let serial: f64 = x

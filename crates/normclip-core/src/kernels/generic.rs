@@ -14,8 +14,8 @@ use crate::element::Element;
 
 /// Terms per lane accumulated in the element type before a flush into `f64`.
 pub const BLOCK: usize = 16;
-/// Independent lanes of the horizontal sum (4 AVX2 registers of f32, enough to hide add latency).
-const LANES: usize = 32;
+/// Independent lanes of the horizontal sums (4 AVX2 registers of f32, enough to hide add latency).
+pub const LANES: usize = 32;
 
 /// Adds the column sums of squares of `block` (`rows × cols`, row-major) into `sums` (`cols`).
 /// `scratch` holds at least `cols` elements.
@@ -81,6 +81,44 @@ pub fn accumulate_narrow<T: Element>(
     }
 }
 
+/// Adds `term(x)` of every element of the whole `LANES × BLOCK` blocks of `run` into `lanes64`:
+/// accumulated in the element type across [`BLOCK`] terms per lane, then flushed into f64.
+/// Returns what is left after the last whole block.
+#[inline(always)]
+pub fn blocked_lanes<'a, T: Element>(
+    run: &'a [T],
+    lanes64: &mut [f64; LANES],
+    term: impl Fn(T) -> T,
+) -> &'a [T] {
+    let mut blocks = run.chunks_exact(LANES * BLOCK);
+    for block in &mut blocks {
+        let mut lanes = [T::ZERO; LANES];
+        for chunk in block.chunks_exact(LANES) {
+            for k in 0..LANES {
+                lanes[k] += term(chunk[k]);
+            }
+        }
+        for k in 0..LANES {
+            lanes64[k] += lanes[k].to_f64();
+        }
+    }
+    blocks.remainder()
+}
+
+/// The lanes' total in a fixed pairwise order: the result depends only on the data, never on
+/// the caller.
+#[inline(always)]
+pub fn fold_lanes(mut lanes64: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for k in 0..width {
+            lanes64[k] += lanes64[k + width];
+        }
+    }
+    lanes64[0]
+}
+
 /// Sum of squares of one contiguous run.
 #[inline(always)]
 pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
@@ -91,19 +129,7 @@ pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
             .fold(0.0, |sum, &x| sum + x.to_f64() * x.to_f64());
     }
     let mut lanes64 = [0.0f64; LANES];
-    let mut blocks = run.chunks_exact(LANES * BLOCK);
-    for block in &mut blocks {
-        let mut lanes = [T::ZERO; LANES];
-        for chunk in block.chunks_exact(LANES) {
-            for k in 0..LANES {
-                lanes[k] += chunk[k] * chunk[k];
-            }
-        }
-        for k in 0..LANES {
-            lanes64[k] += lanes[k].to_f64();
-        }
-    }
-    let rest = blocks.remainder();
+    let rest = blocked_lanes(run, &mut lanes64, |x| x * x);
     let mut chunks = rest.chunks_exact(LANES);
     let mut lanes = [T::ZERO; LANES];
     for chunk in &mut chunks {
@@ -117,15 +143,7 @@ pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
     for (k, &x) in chunks.remainder().iter().enumerate() {
         lanes64[k] += x.to_f64() * x.to_f64();
     }
-    // A fixed pairwise order: the result depends only on the data, never on the caller.
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for k in 0..width {
-            lanes64[k] += lanes64[k + width];
-        }
-    }
-    lanes64[0]
+    fold_lanes(lanes64)
 }
 
 /// The largest magnitude of each column of `block` (`rows × cols`) into `largest` (`cols`, running

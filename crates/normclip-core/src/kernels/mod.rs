@@ -17,11 +17,11 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tier {
     /// The target's baseline: SSE2 on x86-64, NEON on aarch64 (both always present there).
-    Portable,
+    Portable = 0,
     /// x86-64 with AVX2 and FMA.
-    Avx2,
+    Avx2 = 1,
     /// x86-64 with AVX-512F (opt-in: on the CPUs we measured it is no faster than AVX2).
-    Avx512,
+    Avx512 = 2,
 }
 
 impl Tier {
@@ -117,6 +117,24 @@ pub struct Kernels<T: Element> {
     pub multiply_run: fn(&mut [T], T),
     pub divide_run: fn(&mut [T], T),
     pub non_negative: fn(&mut [T]),
+    /// Σ|x| of a run, in f64 (`clip::kernels::abs_sum`).
+    pub abs_sum: fn(&[T]) -> f64,
+    /// max|x| of a run and whether it holds a NaN.
+    pub abs_max: fn(&[T]) -> (f64, bool),
+    /// `x = (x · c) / d` over a run (TF's `clip_by_norm`).
+    pub mul_div_run: fn(&mut [T], T, T),
+    /// `x = (x · c) / d[column]` over rows of `divisors.len()` columns.
+    pub mul_div_columns: fn(&mut [T], T, &[T]),
+    /// `x = clip(x, lo, hi)` over a run.
+    pub clamp: fn(&mut [T], T, T),
+    /// `acc += factor · x` (f64 accumulator).
+    pub weighted_add: fn(&mut [f64], &[T], f64),
+    /// The bandwidth probe's read pass (`probe::sum_squares`).
+    #[cfg(feature = "probe")]
+    pub probe_sum_squares: fn(&[T]) -> T,
+    /// The bandwidth probe's write pass (`probe::scale`).
+    #[cfg(feature = "probe")]
+    pub probe_scale: fn(&mut [T], T),
 }
 
 /// One kernel entry point of one tier: a safe wrapper around the generic loop compiled with the
@@ -126,8 +144,9 @@ macro_rules! entry {
         pub fn $name<T: Element>($($arg: $ty),*) $(-> $ret)? {
             $(#[target_feature(enable = $feature)])?
             unsafe fn compiled<T: Element>($($arg: $ty),*) $(-> $ret)? { $body }
-            // SAFETY: the tier's functions are reachable only through `Kernels::for_tier`, which
-            // hands them out only for a tier that `Tier::is_supported` confirmed on this CPU.
+            // SAFETY: a tier's functions are reachable only through its table, which
+            // `Kernels::for_tier` / `Kernels::active` hand out only for a tier that
+            // `Tier::is_supported` confirmed on this CPU.
             unsafe { compiled::<T>($($arg),*) }
         }
     };
@@ -139,6 +158,7 @@ macro_rules! tier_kernels {
     ($module:ident, $square:ident $(, $feature:literal)?) => {
         mod $module {
             use super::generic::{self, Divide, Multiply};
+            use crate::clip::kernels as clip;
             use crate::element::Element;
             use crate::exact::$square as Square;
 
@@ -163,8 +183,20 @@ macro_rules! tier_kernels {
             entry!([$($feature)?] divide_run(values: &mut [T], value: T)
                 => generic::scale_run::<T, Divide>(values, value));
             entry!([$($feature)?] non_negative(values: &mut [T]) => generic::non_negative(values));
+            entry!([$($feature)?] abs_sum(run: &[T]) -> f64 => clip::abs_sum(run));
+            entry!([$($feature)?] abs_max(run: &[T]) -> (f64, bool) => clip::abs_max(run));
+            entry!([$($feature)?] mul_div_run(run: &mut [T], c: T, d: T) => clip::mul_div_run(run, c, d));
+            entry!([$($feature)?] mul_div_columns(block: &mut [T], c: T, divisors: &[T])
+                => clip::mul_div_columns(block, c, divisors));
+            entry!([$($feature)?] clamp(run: &mut [T], lo: T, hi: T) => clip::clamp(run, lo, hi));
+            entry!([$($feature)?] weighted_add(acc: &mut [f64], x: &[T], factor: f64)
+                => clip::weighted_add(acc, x, factor));
+            #[cfg(feature = "probe")]
+            entry!([$($feature)?] probe_sum_squares(data: &[T]) -> T => crate::probe::sum_squares_body(data));
+            #[cfg(feature = "probe")]
+            entry!([$($feature)?] probe_scale(data: &mut [T], factor: T) => crate::probe::scale_body(data, factor));
 
-            pub fn kernels<T: Element>() -> super::Kernels<T> {
+            pub const fn kernels<T: Element>() -> super::Kernels<T> {
                 super::Kernels {
                     accumulate_columns: accumulate_columns::<T>,
                     accumulate_narrow: accumulate_narrow::<T>,
@@ -178,6 +210,16 @@ macro_rules! tier_kernels {
                     multiply_run: multiply_run::<T>,
                     divide_run: divide_run::<T>,
                     non_negative: non_negative::<T>,
+                    abs_sum: abs_sum::<T>,
+                    abs_max: abs_max::<T>,
+                    mul_div_run: mul_div_run::<T>,
+                    mul_div_columns: mul_div_columns::<T>,
+                    clamp: clamp::<T>,
+                    weighted_add: weighted_add::<T>,
+                    #[cfg(feature = "probe")]
+                    probe_sum_squares: probe_sum_squares::<T>,
+                    #[cfg(feature = "probe")]
+                    probe_scale: probe_scale::<T>,
                 }
             }
         }
@@ -191,22 +233,40 @@ tier_kernels!(avx2, Fma, "avx2,fma");
 tier_kernels!(avx512, Fma, "avx512f,avx2,fma");
 
 impl<T: Element> Kernels<T> {
+    /// Every tier's table, built at compile time (indexed by `Tier as usize`). Off x86-64 the
+    /// AVX slots repeat the baseline; they are never handed out there (`is_supported` is false).
+    const TABLES: [Kernels<T>; 3] = [
+        portable::kernels(),
+        #[cfg(target_arch = "x86_64")]
+        avx2::kernels(),
+        #[cfg(target_arch = "x86_64")]
+        avx512::kernels(),
+        #[cfg(not(target_arch = "x86_64"))]
+        portable::kernels(),
+        #[cfg(not(target_arch = "x86_64"))]
+        portable::kernels(),
+    ];
+
+    fn table(tier: Tier) -> &'static Kernels<T> {
+        let tables: &'static [Kernels<T>; 3] = &Self::TABLES;
+        &tables[tier as usize]
+    }
+
     /// The kernels of `tier`, or an error if this CPU cannot run it.
-    pub fn for_tier(tier: Tier) -> Result<Kernels<T>> {
+    pub fn for_tier(tier: Tier) -> Result<&'static Kernels<T>> {
         if !tier.is_supported() {
             return Err(Error::range(format!(
                 "tier: this CPU does not support {}",
                 tier.name()
             )));
         }
-        Ok(match tier {
-            Tier::Portable => portable::kernels(),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx2 => avx2::kernels(),
-            #[cfg(target_arch = "x86_64")]
-            Tier::Avx512 => avx512::kernels(),
-            #[cfg(not(target_arch = "x86_64"))]
-            Tier::Avx2 | Tier::Avx512 => unreachable!("is_supported is false off x86-64"),
-        })
+        Ok(Self::table(tier))
+    }
+
+    /// The kernels of [`Tier::active`]: what every call uses unless a test or benchmark asks
+    /// for a tier. Detection ran once, when the tier was first asked for.
+    #[inline]
+    pub fn active() -> &'static Kernels<T> {
+        Self::table(Tier::active())
     }
 }
