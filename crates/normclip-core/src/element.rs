@@ -268,6 +268,21 @@ pub enum Floats<'a> {
 }
 
 impl FloatsMut<'_> {
+    /// Copies `source` over these elements; `None` (nothing written) unless both are of one
+    /// type and length.
+    pub fn copy_from(&mut self, source: Floats<'_>) -> Option<()> {
+        match (self, source) {
+            (FloatsMut::F32(out), Floats::F32(data)) if out.len() == data.len() => {
+                out.copy_from_slice(data)
+            }
+            (FloatsMut::F64(out), Floats::F64(data)) if out.len() == data.len() => {
+                out.copy_from_slice(data)
+            }
+            _ => return None,
+        }
+        Some(())
+    }
+
     pub fn len(&self) -> usize {
         match self {
             FloatsMut::F32(data) => data.len(),

@@ -150,24 +150,22 @@ fn apply_batch_inner(env: &Env, items: Unknown) -> Res<()> {
         }
     }
     let mut views = sealed.views(&requests)?;
-    // Copies first (each reads one view and writes another), then the in-place items as one
-    // batch the core schedules.
+    // One job per item, in place or a copy (one view read, the next written): the core checks
+    // and schedules them.
     let mut views = views.iter_mut();
     let mut jobs = Vec::with_capacity(items.len());
     for item in &items {
         let view = views.next().expect("a view per request");
-        match &item.output {
-            None => jobs.push(Job {
-                prepared: &item.prepared,
-                data: view.floats_mut(),
-            }),
-            Some(_) => {
-                let out = views.next().expect("a view per request");
-                item.prepared.copy_on(view.floats(), out.floats_mut())?;
-            }
-        }
+        jobs.push(match &item.output {
+            None => Job::in_place(&item.prepared, view.floats_mut()),
+            Some(_) => Job::copy(
+                &item.prepared,
+                view.floats(),
+                views.next().expect("a view per request").floats_mut(),
+            ),
+        });
     }
-    run_batch(&mut jobs);
+    run_batch(&mut jobs)?;
     Ok(())
 }
 

@@ -124,7 +124,7 @@ impl NativeConstraint {
             Request::new(&output, shape.len(), Access::Write),
         ])?;
         let (source, out) = views.split_at_mut(1);
-        prepared.copy_on(source[0].floats(), out[0].floats_mut())?;
+        prepared.copy_on(source[0].floats(), &mut out[0].floats_mut())?;
         Ok(result)
     }
 

@@ -14,7 +14,7 @@ use napi::bindgen_prelude::{
 };
 use napi::{sys, Env, Task};
 use napi_derive::napi;
-use normclip_core::{Axes, Constraint, Mode};
+use normclip_core::{Axes, Constraint, ConstraintSpec, Kind, Mode};
 use normclip_files::{
     dtype::{DType, Order},
     CrcPatch, FileError, FileErrorKind, Outcome, OutputFile, Piece, Segment, TensorRef, TensorTask,
@@ -295,22 +295,25 @@ fn axes_from(a: &NativeAxes) -> Axes {
     }
 }
 
+/// The core's spec of a job's constraint: the TS fills every field (placeholders from the core's
+/// defaults), so only the parameters the kind takes are passed on.
 fn constraint_from(c: &NativeFileConstraint) -> Result<Constraint, NativeFileError> {
     let core = |e: normclip_core::Error| request(format!("constraint: {}", e.message));
-    let axes = axes_from(&c.axes);
-    let constraint = match c.kind.as_str() {
-        "maxNorm" => Constraint::max_norm(c.max_value, axes),
-        "minMaxNorm" => Constraint::min_max_norm(c.min_value, c.max_value, c.rate, axes),
-        "unitNorm" => Constraint::unit_norm(axes),
-        "nonNeg" => return Ok(Constraint::NonNeg),
-        "radialConstraint" => return Ok(Constraint::Radial),
-        other => return Err(request(format!("constraint.kind: unknown {other:?}"))),
-    }
-    .map_err(core)?;
-    constraint
-        .with_mode(Mode::parse(&c.mode).map_err(core)?)
-        .and_then(|constraint| constraint.with_epsilon(c.epsilon))
-        .map_err(core)
+    let kind = Kind::parse(&c.kind).map_err(core)?;
+    let takes = |name: &str| kind.parameters().contains(&name);
+    let spec = ConstraintSpec {
+        kind,
+        max_value: takes("maxValue").then_some(c.max_value),
+        min_value: takes("minValue").then_some(c.min_value),
+        rate: takes("rate").then_some(c.rate),
+        axes: takes("axis").then(|| axes_from(&c.axes)),
+        mode: match takes("mode") {
+            true => Some(Mode::parse(&c.mode).map_err(core)?),
+            false => None,
+        },
+        epsilon: takes("epsilon").then_some(c.epsilon),
+    };
+    Constraint::try_from(spec).map_err(core)
 }
 
 fn plan_from(plan: &NativeFilePlan) -> Result<WritePlan, NativeFileError> {

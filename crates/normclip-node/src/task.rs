@@ -65,29 +65,23 @@ pub struct AsyncItem {
     arg: Arg<'static>,
 }
 
+impl Owned {
+    fn floats(&self) -> Floats<'_> {
+        match self {
+            Owned::F32(data) => Floats::F32(data),
+            Owned::F64(data) => Floats::F64(data),
+        }
+    }
+}
+
 impl Memory {
     fn floats_mut(&mut self) -> FloatsMut<'_> {
         match self {
             Memory::Copied(Owned::F32(data)) => FloatsMut::F32(data),
             Memory::Copied(Owned::F64(data)) => FloatsMut::F64(data),
-            Memory::Shared { len: 0, dtype, .. } => match dtype {
-                Dtype::F32 => FloatsMut::F32(&mut []),
-                Dtype::F64 => FloatsMut::F64(&mut []),
-            },
-            Memory::Shared { data, len, dtype } => {
-                // SAFETY: see `SharedMemory`: the memory is alive, `len` elements long (checked
-                // when the call was made), aligned, and this job's alone.
-                unsafe {
-                    match dtype {
-                        Dtype::F32 => {
-                            FloatsMut::F32(std::slice::from_raw_parts_mut(data.0.cast(), *len))
-                        }
-                        Dtype::F64 => {
-                            FloatsMut::F64(std::slice::from_raw_parts_mut(data.0.cast(), *len))
-                        }
-                    }
-                }
-            }
+            // SAFETY: see `SharedMemory`: the memory is alive, `len` elements long (checked
+            // when the call was made), aligned, and this job's alone.
+            Memory::Shared { data, len, dtype } => unsafe { dtype.floats_mut(data.0, *len) },
         }
     }
 }
@@ -173,14 +167,13 @@ impl Task for ApplyTask {
                     let AsyncItem {
                         prepared, memory, ..
                     } = item;
-                    Job {
-                        prepared,
-                        data: memory.floats_mut(),
-                    }
+                    Job::in_place(prepared, memory.floats_mut())
                 })
                 .collect();
-            apply_batch(&mut jobs);
-        })
+            apply_batch(&mut jobs)
+        })?
+        // Unreachable: each held buffer has the length its call was prepared for.
+        .map_err(|error| Error::new(Status::GenericFailure, error.message))
     }
 
     fn resolve(&mut self, env: Env, _output: ()) -> napi::Result<()> {
@@ -211,15 +204,12 @@ impl Task for ApplyTask {
             Err(failure) => return Err(failure.throw(&env)),
         };
         for ((index, _), view) in copied.iter().zip(views.iter_mut()) {
-            match (&self.items[*index].memory, view.floats_mut()) {
-                (Memory::Copied(Owned::F32(data)), FloatsMut::F32(out)) => {
-                    out.copy_from_slice(data)
-                }
-                (Memory::Copied(Owned::F64(data)), FloatsMut::F64(out)) => {
-                    out.copy_from_slice(data)
-                }
-                _ => unreachable!("an array's element type never changes"),
-            }
+            let Memory::Copied(data) = &self.items[*index].memory else {
+                unreachable!("only copied items are listed")
+            };
+            view.floats_mut()
+                .copy_from(data.floats())
+                .expect("an array's element type and length never change");
         }
         Ok(())
     }
@@ -253,7 +243,7 @@ impl AsyncItem {
 
 /// Runs a compute step on the pool, turning a panic into the Promise's rejection: unwinding into
 /// libuv would abort Node.
-fn guarded(step: impl FnOnce()) -> napi::Result<()> {
+fn guarded<R>(step: impl FnOnce() -> R) -> napi::Result<R> {
     catch_unwind(AssertUnwindSafe(step))
         .map_err(|payload| Error::new(Status::GenericFailure, panic_message(payload.as_ref())))
 }

@@ -141,6 +141,6 @@ fn copy_into(
         Request::of_shape(&target, shape.dims(), shape.len(), Access::Write),
     ])?;
     let (from, into) = views.split_at_mut(1);
-    prepared.copy_on(from[0].floats(), into[0].floats_mut())?;
+    prepared.copy_on(from[0].floats(), &mut into[0].floats_mut())?;
     Ok(())
 }

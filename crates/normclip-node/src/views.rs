@@ -233,22 +233,11 @@ impl View<'_> {
 
     /// The elements, read.
     pub fn floats(&self) -> Floats<'_> {
-        if self.len == 0 {
-            return match self.dtype {
-                Dtype::F32 => Floats::F32(&[]),
-                Dtype::F64 => Floats::F64(&[]),
-            };
-        }
         // SAFETY: the view was checked (attached, `len` elements, aligned) after phase 1, and no
         // JavaScript runs while it lives (it borrows the `Sealed` token); any mutable access goes
         // through `floats_mut`, which needs `&mut self`, and written views are disjoint from
         // every other view of the same call.
-        unsafe {
-            match self.dtype {
-                Dtype::F32 => Floats::F32(std::slice::from_raw_parts(self.data.cast(), self.len)),
-                Dtype::F64 => Floats::F64(std::slice::from_raw_parts(self.data.cast(), self.len)),
-            }
-        }
+        unsafe { self.dtype.floats(self.data, self.len) }
     }
 
     /// The elements, to be written in place. Only for views requested with [`Access::Write`].
@@ -258,22 +247,53 @@ impl View<'_> {
             Access::Write,
             "a read-only view is never written"
         );
-        if self.len == 0 {
-            return match self.dtype {
+        // SAFETY: as in `floats`; and this view is disjoint from every other view of the call, so
+        // this is the only reference to its memory while the borrow lasts.
+        unsafe { self.dtype.floats_mut(self.data, self.len) }
+    }
+}
+
+impl Dtype {
+    /// `len` elements of this type at `data`, read-only. Empty when `len` is 0 (then `data` may
+    /// be anything, e.g. the null pointer of a detached or empty buffer).
+    ///
+    /// # Safety
+    /// Unless `len` is 0: `data` points to `len` aligned elements of this type that stay alive
+    /// and unwritten for `'a`.
+    pub unsafe fn floats<'a>(self, data: *const c_void, len: usize) -> Floats<'a> {
+        use std::slice::from_raw_parts;
+        if len == 0 {
+            return match self {
+                Dtype::F32 => Floats::F32(&[]),
+                Dtype::F64 => Floats::F64(&[]),
+            };
+        }
+        // SAFETY: the caller's contract, for a non-empty slice of this type.
+        unsafe {
+            match self {
+                Dtype::F32 => Floats::F32(from_raw_parts(data.cast(), len)),
+                Dtype::F64 => Floats::F64(from_raw_parts(data.cast(), len)),
+            }
+        }
+    }
+
+    /// [`Dtype::floats`], writable.
+    ///
+    /// # Safety
+    /// As for [`Dtype::floats`], and nothing else reads or writes the elements during `'a`.
+    pub unsafe fn floats_mut<'a>(self, data: *mut c_void, len: usize) -> FloatsMut<'a> {
+        use std::slice::from_raw_parts_mut;
+        if len == 0 {
+            return match self {
                 Dtype::F32 => FloatsMut::F32(&mut []),
                 Dtype::F64 => FloatsMut::F64(&mut []),
             };
         }
-        // SAFETY: as in `floats`; and this view is disjoint from every other view of the call, so
-        // this is the only reference to its memory while the borrow lasts.
+        // SAFETY: the caller's contract, for a non-empty slice of this type.
         unsafe {
-            match self.dtype {
-                Dtype::F32 => {
-                    FloatsMut::F32(std::slice::from_raw_parts_mut(self.data.cast(), self.len))
-                }
-                Dtype::F64 => {
-                    FloatsMut::F64(std::slice::from_raw_parts_mut(self.data.cast(), self.len))
-                }
+            match self {
+                Dtype::F32 => FloatsMut::F32(from_raw_parts_mut(data.cast(), len)),
+                Dtype::F64 => FloatsMut::F64(from_raw_parts_mut(data.cast(), len)),
             }
         }
     }
