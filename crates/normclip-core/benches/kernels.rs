@@ -191,21 +191,11 @@ fn samples_for(len: usize) -> usize {
 
 // ------------------------------------------------------------------ data
 
-/// Deterministic normal-ish data (splitmix64 + Box-Muller).
+/// Deterministic normal data (the probe module's generator), in f32.
 fn normal_data(len: usize, seed: u64) -> Vec<f32> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..len)
-        .map(|_| {
-            let (u1, u2) = (1.0 - next(), next());
-            ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
-        })
+    normclip_core::probe::normal(len, seed, 1.0)
+        .into_iter()
+        .map(|x| x as f32)
         .collect()
 }
 

@@ -36,23 +36,7 @@ fn parse_axes(text: &str) -> Axes {
     Axes::List(text.split(',').map(|a| a.parse().expect("axis")).collect())
 }
 
-/// splitmix64 + Box-Muller.
-fn normal(len: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..len)
-        .map(|_| {
-            let (u1, u2) = (1.0 - next(), next());
-            scale * (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-        })
-        .collect()
-}
+use normclip_core::probe::normal;
 
 #[inline(never)]
 fn measured<T: Element>(c: &Constraint, data: &mut [T], shape: &[usize], tier: Tier) {

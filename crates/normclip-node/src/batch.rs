@@ -140,12 +140,11 @@ fn apply_batch_inner(env: &Env, items: Unknown) -> Res<()> {
     let sealed = reading.seal();
     let mut requests = Vec::with_capacity(items.len() * 2);
     for item in &items {
-        let (dims, len) = (item.shape.dims(), item.shape.len());
         match &item.output {
-            None => requests.push(Request::of_shape(&item.array, dims, len, Access::Write)),
+            None => requests.push(Request::of_shape(&item.array, &item.shape, Access::Write)),
             Some(output) => {
-                requests.push(Request::of_shape(&item.array, dims, len, Access::Read));
-                requests.push(Request::of_shape(output, dims, len, Access::Write));
+                requests.push(Request::of_shape(&item.array, &item.shape, Access::Read));
+                requests.push(Request::of_shape(output, &item.shape, Access::Write));
             }
         }
     }

@@ -111,34 +111,44 @@ fn tensors<'v>(views: &'v mut [View<'_>]) -> Vec<TensorMut<'v>> {
 }
 
 /// Reads a list, takes its views (written: `write`), and runs `f` on the tensors.
-fn with_list<T>(
+/// Reads the list `arrays`, takes its views (disjoint, written) and runs `f` on them, under the
+/// panic guard: the whole of a list call.
+fn on_arrays<T>(
     env: &Env,
-    list: &Unknown,
-    name: &str,
+    arrays: &Unknown,
     f: impl FnOnce(&mut [TensorMut]) -> Result<T, CoreError>,
-) -> Res<T> {
-    let reading = Reading::begin(env);
-    let list = read_list(&reading, list, name)?;
-    let items = list.args();
-    let sealed = reading.seal();
-    let mut views = sealed.views(&requests(&items, Access::Write))?;
-    Ok(f(&mut tensors(&mut views))?)
+) -> napi::Result<T> {
+    guard(env, || {
+        let run = || -> Res<T> {
+            let reading = Reading::begin(env);
+            let list = read_list(&reading, arrays, "arrays")?;
+            let items = list.args();
+            let sealed = reading.seal();
+            let mut views = sealed.views(&requests(&items, Access::Write))?;
+            Ok(f(&mut tensors(&mut views))?)
+        };
+        run().or_throw(env)
+    })
 }
 
-/// Reads a list and runs `f` on read-only views: its arrays may share memory (TF's
-/// `global_norm([t, t])` is a norm like any other), which written lists refuse.
-fn with_list_read<T>(
+/// [`on_arrays`] on read-only views: the arrays may share memory (TF's `global_norm([t, t])` is
+/// a norm like any other), which written lists refuse.
+fn on_arrays_read<T>(
     env: &Env,
-    list: &Unknown,
-    name: &str,
+    arrays: &Unknown,
     f: impl FnOnce(&[TensorRef]) -> Result<T, CoreError>,
-) -> Res<T> {
-    let reading = Reading::begin(env);
-    let list = read_list(&reading, list, name)?;
-    let items = list.args();
-    let sealed = reading.seal();
-    let views = sealed.views(&requests(&items, Access::Read))?;
-    Ok(f(&views.iter().map(tensor_ref).collect::<Vec<_>>())?)
+) -> napi::Result<T> {
+    guard(env, || {
+        let run = || -> Res<T> {
+            let reading = Reading::begin(env);
+            let list = read_list(&reading, arrays, "arrays")?;
+            let items = list.args();
+            let sealed = reading.seal();
+            let views = sealed.views(&requests(&items, Access::Read))?;
+            Ok(f(&views.iter().map(tensor_ref).collect::<Vec<_>>())?)
+        };
+        run().or_throw(env)
+    })
 }
 
 fn tensor_ref<'v>(view: &'v View<'_>) -> TensorRef<'v> {
@@ -162,10 +172,8 @@ pub fn clip_tensor_norms(
     arrays: Unknown,
     norm_type_value: f64,
 ) -> napi::Result<Vec<f64>> {
-    guard(&env, || {
-        let p = norm_type(norm_type_value).or_throw(&env)?;
-        with_list_read(&env, &arrays, "arrays", |list| clip::tensor_norms(list, p)).or_throw(&env)
-    })
+    let p = norm_type(norm_type_value).or_throw(&env)?;
+    on_arrays_read(&env, &arrays, |list| clip::tensor_norms(list, p))
 }
 
 /// TF `clip_by_global_norm` in place; returns the global norm (or `useNorm`).
@@ -179,11 +187,8 @@ pub fn clip_by_global_norm(
     clip_norm: f64,
     use_norm: Option<f64>,
 ) -> napi::Result<f64> {
-    guard(&env, || {
-        with_list(&env, &arrays, "arrays", |list| {
-            clip::clip_by_global_norm(list, clip_norm, use_norm)
-        })
-        .or_throw(&env)
+    on_arrays(&env, &arrays, |list| {
+        clip::clip_by_global_norm(list, clip_norm, use_norm)
     })
 }
 
@@ -216,12 +221,7 @@ fn clip_by_norm_inner(
     let shape = reading.shape(shape, Arg::plain("shape"))?;
     let axes = read_axes(&reading, axes)?;
     let sealed = reading.seal();
-    let mut view = sealed.view(&Request::of_shape(
-        &array,
-        shape.dims(),
-        shape.len(),
-        Access::Write,
-    ))?;
+    let mut view = sealed.view(&Request::of_shape(&array, &shape, Access::Write))?;
     match view.floats_mut() {
         FloatsMut::F32(data) => clip::clip_by_norm(data, shape.dims(), &axes, clip_norm)?,
         FloatsMut::F64(data) => clip::clip_by_norm(data, shape.dims(), &axes, clip_norm)?,
@@ -235,24 +235,21 @@ fn clip_by_norm_inner(
     ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipNorm: number"
 )]
 pub fn clip_each_by_norm(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Result<()> {
-    guard(&env, || {
-        with_list(&env, &arrays, "arrays", |list| {
-            clip::check_bound("clipNorm", clip_norm)?;
-            for tensor in list.iter_mut() {
-                match tensor {
-                    TensorMut::F32(data) => {
-                        let len = data.len();
-                        clip::clip_by_norm(data, &[len], &Axes::All, clip_norm)?
-                    }
-                    TensorMut::F64(data) => {
-                        let len = data.len();
-                        clip::clip_by_norm(data, &[len], &Axes::All, clip_norm)?
-                    }
+    on_arrays(&env, &arrays, |list| {
+        clip::check_bound("clipNorm", clip_norm)?;
+        for tensor in list.iter_mut() {
+            match tensor {
+                TensorMut::F32(data) => {
+                    let len = data.len();
+                    clip::clip_by_norm(data, &[len], &Axes::All, clip_norm)?
+                }
+                TensorMut::F64(data) => {
+                    let len = data.len();
+                    clip::clip_by_norm(data, &[len], &Axes::All, clip_norm)?
                 }
             }
-            Ok(())
-        })
-        .or_throw(&env)
+        }
+        Ok(())
     })
 }
 
@@ -262,12 +259,7 @@ pub fn clip_each_by_norm(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Res
     ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipValue: number"
 )]
 pub fn clip_by_value(env: Env, arrays: Unknown, clip_value: f64) -> napi::Result<()> {
-    guard(&env, || {
-        with_list(&env, &arrays, "arrays", |list| {
-            clip::clip_by_value(list, clip_value)
-        })
-        .or_throw(&env)
-    })
+    on_arrays(&env, &arrays, |list| clip::clip_by_value(list, clip_value))
 }
 
 /// PyTorch `get_total_norm`.
@@ -281,12 +273,9 @@ pub fn clip_total_norm(
     norm_type_value: f64,
     error_if_nonfinite: bool,
 ) -> napi::Result<f64> {
-    guard(&env, || {
-        let p = norm_type(norm_type_value).or_throw(&env)?;
-        with_list_read(&env, &arrays, "arrays", |list| {
-            clip::total_norm(list, p, error_if_nonfinite)
-        })
-        .or_throw(&env)
+    let p = norm_type(norm_type_value).or_throw(&env)?;
+    on_arrays_read(&env, &arrays, |list| {
+        clip::total_norm(list, p, error_if_nonfinite)
     })
 }
 
@@ -301,11 +290,8 @@ pub fn clip_grads_with_norm(
     max_norm: f64,
     total: f64,
 ) -> napi::Result<()> {
-    guard(&env, || {
-        with_list(&env, &arrays, "arrays", |list| {
-            clip::clip_grads_with_norm(list, max_norm, total)
-        })
-        .or_throw(&env)
+    on_arrays(&env, &arrays, |list| {
+        clip::clip_grads_with_norm(list, max_norm, total)
     })
 }
 
@@ -321,12 +307,9 @@ pub fn clip_grad_norm(
     norm_type_value: f64,
     error_if_nonfinite: bool,
 ) -> napi::Result<f64> {
-    guard(&env, || {
-        let p = norm_type(norm_type_value).or_throw(&env)?;
-        with_list(&env, &arrays, "arrays", |list| {
-            clip::clip_grad_norm(list, max_norm, p, error_if_nonfinite)
-        })
-        .or_throw(&env)
+    let p = norm_type(norm_type_value).or_throw(&env)?;
+    on_arrays(&env, &arrays, |list| {
+        clip::clip_grad_norm(list, max_norm, p, error_if_nonfinite)
     })
 }
 
@@ -401,12 +384,9 @@ fn clip_per_example_inner(
     ts_args_type = "arrays: Array<Float32Array | Float64Array>, clipNorm: number"
 )]
 pub fn clip_update(env: Env, arrays: Unknown, clip_norm: f64) -> napi::Result<Vec<f64>> {
-    guard(&env, || {
-        with_list(&env, &arrays, "arrays", |list| {
-            let result = clip::clip_update(list, clip_norm)?;
-            Ok(vec![result.norm, if result.clipped { 1.0 } else { 0.0 }])
-        })
-        .or_throw(&env)
+    on_arrays(&env, &arrays, |list| {
+        let result = clip::clip_update(list, clip_norm)?;
+        Ok(vec![result.norm, if result.clipped { 1.0 } else { 0.0 }])
     })
 }
 

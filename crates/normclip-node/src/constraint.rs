@@ -95,12 +95,7 @@ impl NativeConstraint {
         } = Self::read(env, &array, &shape)?;
         let prepared = self.inner.prepare(shape.len(), shape.dims())?;
         let sealed = reading.seal();
-        let mut view = sealed.view(&Request::of_shape(
-            &array,
-            shape.dims(),
-            shape.len(),
-            Access::Write,
-        ))?;
+        let mut view = sealed.view(&Request::of_shape(&array, &shape, Access::Write))?;
         prepared.run_on(&mut view.floats_mut());
         Ok(())
     }
@@ -120,7 +115,7 @@ impl NativeConstraint {
         let (result, output) = reading.new_array(array.dtype, shape.len(), Arg::plain("result"))?;
         let sealed = reading.seal();
         let mut views = sealed.views(&[
-            Request::of_shape(&array, shape.dims(), shape.len(), Access::Read),
+            Request::of_shape(&array, &shape, Access::Read),
             Request::new(&output, shape.len(), Access::Write),
         ])?;
         let (source, out) = views.split_at_mut(1);
@@ -150,7 +145,7 @@ impl NativeConstraint {
         let sealed = reading.seal();
         {
             let mut views = sealed.views(&[
-                Request::of_shape(&array, shape.dims(), shape.len(), Access::Read),
+                Request::of_shape(&array, &shape, Access::Read),
                 Request::new(&output, plan.slices, Access::Write),
             ])?;
             let (source, out) = views.split_at_mut(1);

@@ -117,7 +117,7 @@ pub struct Pending<'a> {
 pub fn hold_all(sealed: Sealed, pending: Vec<Pending>) -> Res<ApplyTask> {
     let requests: Vec<Request> = pending
         .iter()
-        .map(|p| Request::of_shape(&p.array, p.shape.dims(), p.shape.len(), Access::Write))
+        .map(|p| Request::of_shape(&p.array, p.shape, Access::Write))
         .collect();
     let views = sealed.views(&requests)?;
     let memories: Vec<Memory> = views.iter().map(Memory::of).collect();

@@ -137,8 +137,8 @@ fn copy_into(
     let prepared = constraint.inner.prepare(shape.len(), shape.dims())?;
     let sealed = reading.seal();
     let mut views = sealed.views(&[
-        Request::of_shape(&source, shape.dims(), shape.len(), Access::Read),
-        Request::of_shape(&target, shape.dims(), shape.len(), Access::Write),
+        Request::of_shape(&source, &shape, Access::Read),
+        Request::of_shape(&target, &shape, Access::Write),
     ])?;
     let (from, into) = views.split_at_mut(1);
     prepared.copy_on(from[0].floats(), &mut into[0].floats_mut())?;

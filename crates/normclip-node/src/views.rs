@@ -15,7 +15,7 @@ use napi::{sys, Env};
 use normclip_core::{Floats, FloatsMut};
 
 use crate::errors::{Failure, Res};
-use crate::read::{describe, typed_array_name, Arg, ArrayArg, Dtype};
+use crate::read::{describe, typed_array_name, Arg, ArrayArg, Dtype, Shape};
 
 /// The phase-2 token.
 pub struct Sealed<'env> {
@@ -41,17 +41,13 @@ impl<'r> Request<'r> {
         }
     }
 
-    pub fn of_shape(
-        array: &'r ArrayArg<'r>,
-        shape: &'r [usize],
-        len: usize,
-        access: Access,
-    ) -> Self {
+    /// A view of `shape`'s element count, the shape named when the length does not match.
+    pub fn of_shape(array: &'r ArrayArg<'r>, shape: &'r Shape, access: Access) -> Self {
         Request {
             array,
-            len,
+            len: shape.len(),
             access,
-            shape: Some(shape),
+            shape: Some(shape.dims()),
         }
     }
 }
