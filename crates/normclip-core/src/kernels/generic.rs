@@ -17,8 +17,25 @@ pub const BLOCK: usize = 16;
 /// Independent lanes of the horizontal sums (4 AVX2 registers of f32, enough to hide add latency).
 pub const LANES: usize = 32;
 
+/// Columns summed together in registers by [`accumulate_columns`]: 4 AVX2 vectors of f32 (2 of
+/// AVX-512, 8 of SSE2), few enough that the accumulators and the squares in flight never spill.
+pub const TILE: usize = 32;
+/// Up to this many columns a block's rows are walked tile by tile; wider rows row by row (see
+/// [`accumulate_columns`]). Measured on AMD Zen 4 (cargo bench, MaxNorm in place, % of the
+/// same-run probe, median of 3 interleaved runs): tiles lift [3,3,256,256] over [0,1,2] from 71%
+/// to 76% (compliant weights 54% -> 65%) and [784,512] from 66% to 70%, but at 4096 columns the
+/// 16 rows a tile reads at once (16 KiB apart) cost more than the scratch traffic they save
+/// (compliant 70% -> 61%).
+pub const TILED_MAX_COLUMNS: usize = 1024;
+
 /// Adds the column sums of squares of `block` (`rows × cols`, row-major) into `sums` (`cols`).
 /// `scratch` holds at least `cols` elements.
+///
+/// Every column is summed the same way whatever the path: squares in the element type, four rows
+/// at a time as `(r0² + r1²) + (r2² + r3²)`, then the left-over rows one by one, across at most
+/// [`BLOCK`] rows, then flushed into the f64 sum. The tiled path keeps a tile's partial sums in
+/// registers for a whole block (one read of each element, one f64 update per column per block);
+/// the row path keeps them in `scratch` (a load and a store of it per four rows).
 #[inline(always)]
 pub fn accumulate_columns<T: Element>(
     block: &[T],
@@ -26,27 +43,96 @@ pub fn accumulate_columns<T: Element>(
     scratch: &mut [T],
     sums: &mut [f64],
 ) {
-    let scratch = &mut scratch[..cols];
     let sums = &mut sums[..cols];
+    let tiled = if cols <= TILED_MAX_COLUMNS {
+        cols - cols % TILE
+    } else {
+        0
+    };
     for rows in block.chunks(BLOCK * cols) {
-        scratch.fill(T::ZERO);
-        let mut quads = rows.chunks_exact(4 * cols);
-        for quad in &mut quads {
-            let (r0, rest) = quad.split_at(cols);
-            let (r1, rest) = rest.split_at(cols);
-            let (r2, r3) = rest.split_at(cols);
-            for c in 0..cols {
-                scratch[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
-            }
+        for first in (0..tiled).step_by(TILE) {
+            accumulate_tile(rows, cols, first, &mut sums[first..first + TILE]);
         }
-        for row in quads.remainder().chunks_exact(cols) {
-            for c in 0..cols {
-                scratch[c] += row[c] * row[c];
-            }
+        if tiled < cols {
+            accumulate_rows(
+                rows,
+                cols,
+                tiled,
+                &mut scratch[tiled..cols],
+                &mut sums[tiled..],
+            );
         }
-        for c in 0..cols {
-            sums[c] += scratch[c].to_f64();
+    }
+}
+
+/// Columns `first..first + TILE` of at most [`BLOCK`] rows, summed in registers.
+#[inline(always)]
+fn accumulate_tile<T: Element>(rows: &[T], cols: usize, first: usize, sums: &mut [f64]) {
+    assert!(first + TILE <= cols && sums.len() >= TILE);
+    // Each row is `cols` long, so with the assert above every tile is in bounds: the loops carry
+    // no checks, and the rows are split off with `split_at` (no division per tile).
+    let tile = |row: &[T]| -> [T; TILE] {
+        let mut out = [T::ZERO; TILE];
+        out.copy_from_slice(&row[first..first + TILE]);
+        out
+    };
+    let mut acc = [T::ZERO; TILE];
+    let mut rest = rows;
+    while rest.len() >= 4 * cols {
+        let (r0, tail) = rest.split_at(cols);
+        let (r1, tail) = tail.split_at(cols);
+        let (r2, tail) = tail.split_at(cols);
+        let (r3, tail) = tail.split_at(cols);
+        rest = tail;
+        let (r0, r1, r2, r3) = (tile(r0), tile(r1), tile(r2), tile(r3));
+        for c in 0..TILE {
+            acc[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
         }
+    }
+    while rest.len() >= cols {
+        let (r0, tail) = rest.split_at(cols);
+        rest = tail;
+        let r0 = tile(r0);
+        for c in 0..TILE {
+            acc[c] += r0[c] * r0[c];
+        }
+    }
+    for c in 0..TILE {
+        sums[c] += acc[c].to_f64();
+    }
+}
+
+/// Columns `first..cols` of at most [`BLOCK`] rows, row by row through `scratch`
+/// (`cols - first` elements).
+#[inline(always)]
+fn accumulate_rows<T: Element>(
+    rows: &[T],
+    cols: usize,
+    first: usize,
+    scratch: &mut [T],
+    sums: &mut [f64],
+) {
+    let width = cols - first;
+    let (scratch, sums) = (&mut scratch[..width], &mut sums[..width]);
+    scratch.fill(T::ZERO);
+    let mut quads = rows.chunks_exact(4 * cols);
+    for quad in &mut quads {
+        let (r0, rest) = quad.split_at(cols);
+        let (r1, rest) = rest.split_at(cols);
+        let (r2, r3) = rest.split_at(cols);
+        let (r0, r1, r2, r3) = (&r0[first..], &r1[first..], &r2[first..], &r3[first..cols]);
+        for c in 0..width {
+            scratch[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
+        }
+    }
+    for row in quads.remainder().chunks_exact(cols) {
+        let row = &row[first..];
+        for c in 0..width {
+            scratch[c] += row[c] * row[c];
+        }
+    }
+    for c in 0..width {
+        sums[c] += scratch[c].to_f64();
     }
 }
 
@@ -255,6 +341,36 @@ pub fn non_negative<T: Element>(values: &mut [T]) {
     for x in values.iter_mut() {
         if *x <= T::ZERO {
             *x = T::ZERO;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The tiled path sums every column in the order the row path does: the same bits.
+    #[test]
+    fn tiles_and_rows_give_the_same_bits() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 3.0
+        };
+        for cols in [32, 33, 63, 64, 100, 1024, 1025] {
+            for rows in [1, 3, 4, 5, 15, 16, 17, 37] {
+                let block: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
+                let (mut tiled, mut by_rows) = (vec![0.25f64; cols], vec![0.25f64; cols]);
+                let mut scratch = vec![0.0f32; cols];
+                accumulate_columns(&block, cols, &mut scratch, &mut tiled);
+                for part in block.chunks(BLOCK * cols) {
+                    accumulate_rows(part, cols, 0, &mut scratch, &mut by_rows);
+                }
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&tiled), bits(&by_rows), "{rows} x {cols}");
+            }
         }
     }
 }
