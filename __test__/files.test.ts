@@ -71,6 +71,37 @@ function verify(original: string, result: string, constrained: Record<string, un
 
 const maxNorm3 = { class_name: 'MaxNorm', config: { max_value: 3, axis: 0 } }
 
+/** A zip's entries from its central directory: name, method and the entry's raw (compressed) bytes. */
+function zipEntriesOf(zip: Buffer): { name: string; method: number; raw: Buffer }[] {
+  const end = zip.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]))
+  const out: { name: string; method: number; raw: Buffer }[] = []
+  let at = zip.readUInt32LE(end + 16)
+  for (let i = 0; i < zip.readUInt16LE(end + 10); i++) {
+    const nameLength = zip.readUInt16LE(at + 28)
+    const local = zip.readUInt32LE(at + 42)
+    const data = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28)
+    out.push({
+      name: zip.toString('utf8', at + 46, at + 46 + nameLength),
+      method: zip.readUInt16LE(at + 10),
+      raw: zip.subarray(data, data + zip.readUInt32LE(at + 20)),
+    })
+    at += 46 + nameLength + zip.readUInt16LE(at + 30) + zip.readUInt16LE(at + 32)
+  }
+  return out
+}
+
+/** Python: a 8 MiB float32 kernel deflated by np.savez_compressed, then a stored entry appended by zipfile. */
+const MIXED_NPZ = `
+import io, sys, zipfile
+import numpy as np
+rng = np.random.default_rng(3)
+np.savez_compressed(sys.argv[1], big=(rng.standard_normal((1024, 2048)) * 0.1).astype(np.float32), ints=np.arange(100))
+buf = io.BytesIO()
+np.save(buf, rng.standard_normal((30, 4)).astype(np.float32))
+with zipfile.ZipFile(sys.argv[1], "a") as z:
+    z.writestr("stored.npy", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+`
+
 describe("normclip apply: read back by the writers' libraries", () => {
   it('safetensors (float32, float16, float64): constrained norms within the bound, the rest bit-identical, header and metadata kept', async () => {
     const out = fresh('out.safetensors')
@@ -118,6 +149,54 @@ describe("normclip apply: read back by the writers' libraries", () => {
     if (!python) return
     // np.load checks each entry's CRC-32 as it reads it.
     const v = verify(input, out, { kernel: { ...c, tolerance: 1e-6 }, fortran: { ...c, tolerance: 1e-12 }, bigendian: { ...c, tolerance: 1e-6 } })
+    expect(v.problems).toEqual([])
+    expect(v.checked['ints']).toBe('bit-identical')
+  })
+
+  it('compressed npz (np.savez_compressed): constrained entries deflated again, untouched entries copied byte for byte', async () => {
+    const out = fresh('compressed.npz')
+    const input = join(fixtures, 'compressed.npz')
+    const before = sha(input)
+    const c = { class_name: 'MaxNorm', config: { max_value: 3, axis: 0 } }
+    const r = await cli('apply', input, '--out', out, '--constraint', JSON.stringify(c), '--match', '^(kernel|fortran)$')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/kernel: MaxNorm, 7 of 7 units rescaled/)
+    expect(r.stdout).toMatch(/fortran: MaxNorm, 4 of 5 units rescaled/)
+    expect(sha(input)).toBe(before)
+    const entriesIn = zipEntriesOf(readFileSync(input))
+    const entriesOut = zipEntriesOf(readFileSync(out))
+    expect(entriesOut.map((e) => [e.name, e.method])).toEqual(entriesIn.map((e) => [e.name, 8]))
+    for (const name of ['bias.npy', 'ints.npy']) {
+      expect(entriesOut.find((e) => e.name === name)!.raw.equals(entriesIn.find((e) => e.name === name)!.raw), name).toBe(true)
+    }
+    expect((await cli('check', input, '--constraint', JSON.stringify(c), '--match', '^(kernel|fortran)$')).code).toBe(1)
+    expect((await cli('check', out, '--constraint', JSON.stringify(c), '--match', '^(kernel|fortran)$')).code).toBe(0)
+    if (!python) return
+    // np.load inflates each entry and checks its CRC-32.
+    const v = verify(input, out, { kernel: { ...c, tolerance: 1e-6 }, fortran: { ...c, tolerance: 1e-12 } })
+    expect(v.problems).toEqual([])
+    expect(v.checked).toMatchObject({ bias: 'bit-identical', ints: 'bit-identical' })
+  })
+
+  it('a large deflated entry beside a stored one (np.savez_compressed, then zipfile appends a stored entry), in place', async (ctx) => {
+    if (!python) return ctx.skip('needs the Python venv to write the file with NumPy')
+    const path = fresh('mixed.npz')
+    const made = spawnSync('bash', [join(root, 'scripts/file-fixtures/venv.sh'), 'python', '-c', MIXED_NPZ, path], { encoding: 'utf8' })
+    expect(made.status, made.stderr).toBe(0)
+    const original = join(path, '..', 'original.npz')
+    cpSync(path, original)
+    const c = { class_name: 'MaxNorm', config: { max_value: 3, axis: 0 } }
+    const r = await cli('apply', path, '--in-place', '--constraint', JSON.stringify(c), '--match', '^(big|stored)$')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/big: MaxNorm, \d+ of 2048 units rescaled/)
+    expect(r.stdout).toMatch(/stored: MaxNorm, 4 of 4 units rescaled/)
+    expect(readdirSync(join(path, '..')).sort()).toEqual(['mixed.npz', 'original.npz'])
+    expect(zipEntriesOf(readFileSync(path)).map((e) => [e.name, e.method])).toEqual([
+      ['big.npy', 8],
+      ['ints.npy', 8],
+      ['stored.npy', 0],
+    ])
+    const v = verify(original, path, { big: { ...c, tolerance: 1e-6 }, stored: { ...c, tolerance: 1e-6 } })
     expect(v.problems).toEqual([])
     expect(v.checked['ints']).toBe('bit-identical')
   })
@@ -336,7 +415,8 @@ describe('the CLI', () => {
   })
 
   it('the API: typed errors naming the file', async () => {
-    await expect(inspectModel(join(fixtures, 'compressed.npz'))).rejects.toBeInstanceOf(WeightFileError)
+    await expect(inspectModel(join(fixtures, 'no-such.npz'))).rejects.toBeInstanceOf(WeightFileError)
+    await expect(inspectModel(join(fixtures, 'no-such.npz'))).rejects.toThrow(/no-such\.npz: cannot read: no such file/)
     await expect(constrainModel(join(fixtures, 'kernel.npy'), { out: join(fixtures, 'kernel.npy') })).rejects.toThrow(/--in-place/)
   })
 })
@@ -350,6 +430,16 @@ function safetensorsWith(header: Record<string, unknown>, data: Buffer, pad = tr
   const length = Buffer.alloc(8)
   length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)))
   return Buffer.concat([length, Buffer.from(json), data])
+}
+
+/** compressed.npz with its first entry (kernel.npy) altered: `central` is its directory record, `data` its deflate stream. */
+function alteredCompressed(alter: (b: Buffer, at: { central: number; data: number }) => void): (path: string) => void {
+  return (path) => {
+    const b = Buffer.from(readFileSync(join(fixtures, 'compressed.npz')))
+    const central = b.indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]))
+    alter(b, { central, data: 30 + b.readUInt16LE(26) + b.readUInt16LE(28) })
+    writeFileSync(path, b)
+  }
 }
 
 const goodHeader = { a: { dtype: 'F32', shape: [2, 2], data_offsets: [0, 16] }, b: { dtype: 'F32', shape: [4], data_offsets: [16, 32] } }
@@ -442,10 +532,40 @@ const badCases: BadCase[] = [
     problem: /bytes follow the data of shape \[16, 10\]/,
   },
   {
-    name: 'a compressed npz entry',
+    name: 'a corrupt deflate stream in a compressed npz',
     file: 'c.npz',
-    make: (p) => cpSync(join(fixtures, 'compressed.npz'), p),
-    problem: /is compressed \(np\.savez_compressed\)/,
+    make: alteredCompressed((b, at) => b.writeUInt8(0x07, at.data)), // BFINAL with the reserved block type 3
+    problem: /entry "kernel\.npy": corrupt deflate data \(invalid block type\)/,
+  },
+  {
+    name: 'a CRC-32 that does not match the inflated bytes',
+    file: 'c.npz',
+    make: alteredCompressed((b, at) => b.writeUInt32LE(b.readUInt32LE(at.central + 16) ^ 0x10, at.central + 16)),
+    problem: /entry "kernel\.npy": CRC-32 mismatch: the zip directory states 0x[0-9a-f]{8}, the inflated bytes have 0x[0-9a-f]{8}/,
+  },
+  {
+    name: 'an uncompressed size larger than the data',
+    file: 'c.npz',
+    make: alteredCompressed((b, at) => b.writeUInt32LE(b.readUInt32LE(at.central + 24) + 4, at.central + 24)),
+    problem: /entry "kernel\.npy": inflates to 800 bytes, the zip directory states 804/,
+  },
+  {
+    name: 'an uncompressed size smaller than the data',
+    file: 'c.npz',
+    make: alteredCompressed((b, at) => b.writeUInt32LE(b.readUInt32LE(at.central + 24) - 4, at.central + 24)),
+    problem: /entry "kernel\.npy": inflates to more than the 796 bytes the zip directory states/,
+  },
+  {
+    name: 'a compressed size that cuts the deflate stream short',
+    file: 'c.npz',
+    make: alteredCompressed((b, at) => b.writeUInt32LE(b.readUInt32LE(at.central + 20) - 10, at.central + 20)),
+    problem: /entry "kernel\.npy": corrupt deflate data \(unexpected end of file\)/,
+  },
+  {
+    name: 'a compressed size past the end of the deflate stream',
+    file: 'c.npz',
+    make: alteredCompressed((b, at) => b.writeUInt32LE(b.readUInt32LE(at.central + 20) + 5, at.central + 20)),
+    problem: /entry "kernel\.npy": the deflate stream ends after \d+ of the entry's \d+ compressed bytes/,
   },
   {
     name: 'a truncated npz',
@@ -519,25 +639,41 @@ describe('bad files: exit 2, one message naming the file and the problem, no out
       const before = snapshot(dir)
       const outDir = join(dir, 'out')
       mkdirSync(outDir)
-      for (const command of ['inspect', 'check', 'apply']) {
-        const args = command === 'apply' ? ['--out', join(outDir, c.file)] : []
-        const r = await cli(
-          command,
-          path,
-          ...args,
-          ...(c.args ?? (command === 'apply' ? ['--constraint', 'unit_norm', '--match', '^(a|b|array|kernel)$|kernel$'] : [])),
-        )
-        if (c.args !== undefined && command !== 'apply') continue // the case is about applying
-        expect(r.code, `${command}: ${r.stderr}`).toBe(2)
-        expect(r.stderr).toMatch(c.problem)
-        expect(r.stderr).toContain(c.file)
-        expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      // Scratch space (inflated npz entries) of its own, to see that nothing is left there either.
+      const tmp = join(dir, 'tmp')
+      mkdirSync(tmp)
+      const savedTmp = process.env['TMPDIR']
+      process.env['TMPDIR'] = tmp
+      try {
+        await runBadCase(c, path, outDir)
+      } finally {
+        if (savedTmp === undefined) delete process.env['TMPDIR']
+        else process.env['TMPDIR'] = savedTmp
       }
+      expect(readdirSync(tmp)).toEqual([])
+      rmSync(tmp, { recursive: true })
       expect(snapshot(dir)).toEqual(before) // the input, and no output (out/ is empty)
       expect(readdirSync(outDir)).toEqual([])
     })
   }
 })
+
+async function runBadCase(c: BadCase, path: string, outDir: string): Promise<void> {
+  for (const command of ['inspect', 'check', 'apply']) {
+    const args = command === 'apply' ? ['--out', join(outDir, c.file)] : []
+    const r = await cli(
+      command,
+      path,
+      ...args,
+      ...(c.args ?? (command === 'apply' ? ['--constraint', 'unit_norm', '--match', '^(a|b|array|kernel)$|kernel$'] : [])),
+    )
+    if (c.args !== undefined && command !== 'apply') continue // the case is about applying
+    expect(r.code, `${command}: ${r.stderr}`).toBe(2)
+    expect(r.stderr).toMatch(c.problem)
+    expect(r.stderr).toContain(c.file)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+  }
+}
 
 /** A tmpfs of `size` mounted at a new folder (root only); undefined when that is impossible here. */
 function tmpfs(size: string, readOnly = false): string | undefined {

@@ -56,7 +56,14 @@ def main():
         bigendian=(rng.standard_normal((4, 3)) * 2).astype(">f4"),
         ints=np.arange(5, dtype=np.int32),
     )
-    np.savez_compressed(os.path.join(OUT, "compressed.npz"), kernel=np.ones((4, 4), dtype=np.float32))
+    # The same kinds of arrays deflated (zip method 8), drawn last so the files above keep their bytes.
+    np.savez_compressed(
+        os.path.join(OUT, "compressed.npz"),
+        kernel=(rng.standard_normal((24, 7)) * 0.9).astype(np.float32),
+        fortran=np.asfortranarray((rng.standard_normal((6, 5)) * 1.3).astype(np.float64)),
+        bias=rng.standard_normal(7).astype(np.float32),
+        ints=np.arange(9, dtype=np.int32),
+    )
     print("wrote", sorted(os.listdir(OUT)), file=sys.stderr)
 
 

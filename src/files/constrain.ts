@@ -9,10 +9,10 @@
  * changes; the old shards are removed after it. Killing the process at any moment leaves the old
  * model or the new one, never a mix (at worst, temporary files beside it).
  */
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import type { NativeCrcPatch, NativeOutputFile, NativePiece, NativeTensorTask } from '../binding'
+import type { NativeCrcPatch, NativeOutcome, NativeOutputFile, NativePiece, NativeTensorTask } from '../binding'
 import { axisAdvice, nativeAxes, reportAxis, toNative } from './constraints'
 import { WeightFileError, fromFs } from './errors'
 import {
@@ -25,7 +25,8 @@ import {
   type Selected,
   type WeightReport,
 } from './inspect'
-import { detectFormat, loadModel, type StoredModel } from './model'
+import { detectFormat, loadModel, releaseModel, sourceFiles, type StoredModel } from './model'
+import { DEFLATED, STORED, ZipWriter } from './npz'
 import { runJob } from './run'
 
 export interface ConstrainOptions extends InspectOptions {
@@ -70,25 +71,25 @@ function fsyncDir(dir: string): void {
   }
 }
 
-/** Pieces of an output that mirrors input file `file` (of `size` bytes), with `tasks`' bytes replaced. */
-function mirrorPieces(file: number, size: number, tasks: readonly NativeTensorTask[]): NativePiece[] {
+/** Pieces of an output that mirrors bytes [from, end) of input file `file`, with `tasks`' bytes replaced. */
+function mirrorPieces(file: number, end: number, tasks: readonly NativeTensorTask[], from = 0): NativePiece[] {
   const ranges: { offset: number; length: number; tensor: number; start: number }[] = []
   tasks.forEach((task, index) => {
     let start = 0
     for (const s of task.tensor.segments) {
-      if (s.file === file && s.length > 0) ranges.push({ offset: s.offset, length: s.length, tensor: index, start })
+      if (s.file === file && s.length > 0 && s.offset >= from && s.offset < end) ranges.push({ offset: s.offset, length: s.length, tensor: index, start })
       start += s.length
     }
   })
   ranges.sort((a, b) => a.offset - b.offset)
   const pieces: NativePiece[] = []
-  let at = 0
+  let at = from
   for (const r of ranges) {
     if (r.offset > at) pieces.push({ kind: 'copy', file, offset: at, length: r.offset - at })
     pieces.push({ kind: 'tensor', tensor: r.tensor, start: r.start, length: r.length })
     at = r.offset + r.length
   }
-  if (size > at) pieces.push({ kind: 'copy', file, offset: at, length: size - at })
+  if (end > at) pieces.push({ kind: 'copy', file, offset: at, length: end - at })
   return pieces
 }
 
@@ -159,44 +160,59 @@ export async function constrainModel(path: string, options: ConstrainOptions = {
   if (format === 'keras' || format === 'h5') {
     const { constrainKeras } = await import('./keras-run')
     const r = await constrainKeras(path, options, (m) => fileDestination(m, options), commitFile)
-    const changes = r.selected
-      .filter((s) => r.outcomes.has(s))
-      .map((s) => {
-        const before = weightReport(s, r.outcomes.get(s), reportAxis(s.stored, s.constraint), null, false)
-        const after = weightReport(s, r.outcomes.get(s), reportAxis(s.stored, s.constraint), null, true)
-        return {
-          name: s.stored.name,
-          constraint: before.constraint!.className,
-          units: s.constraint!.kindName() === 'NonNeg' ? s.stored.shape.reduce((n, d) => n * d, 1) : (before.norms?.units ?? 0),
-          unitsRescaled: s.constraint!.kindName() === 'NonNeg' ? before.negative : before.exceeding,
-          before: before.norms,
-          after: after.norms,
-        }
-      })
+    const changes = r.selected.filter((s) => r.outcomes.has(s)).map((s) => changeOf(s, r.outcomes.get(s)))
     return { output: r.output, report: r.report, changes }
   }
-  const model = loadModel(path)
+  const model = await loadModel(path)
+  try {
+    return await constrainLoaded(model, options)
+  } finally {
+    releaseModel(model)
+  }
+}
+
+/** What changed in a constrained weight; `after`: its report after the write, when made already. */
+function changeOf(s: Selected, outcome: NativeOutcome | undefined, after?: WeightReport): WeightChange {
+  const axis = reportAxis(s.stored, s.constraint)
+  const before = weightReport(s, outcome, axis, null, false)
+  const nonNeg = s.constraint!.kindName() === 'NonNeg'
+  return {
+    name: s.stored.name,
+    constraint: before.constraint!.className,
+    units: nonNeg ? s.stored.shape.reduce((n, d) => n * d, 1) : (before.norms?.units ?? 0),
+    unitsRescaled: nonNeg ? before.negative : before.exceeding,
+    before: before.norms,
+    after: (after ?? weightReport(s, outcome, axis, null, true)).norms,
+  }
+}
+
+async function constrainLoaded(model: StoredModel, options: ConstrainOptions): Promise<ConstrainResult> {
+  const path = model.path
   const selected = selectConstraints(model, options)
   checkWritable(model, selected, options)
   const constrained = selected.filter((s) => s.constraint !== undefined)
   const tasks = constrained.map((s) => applyTask(s, options.dequantize === true))
   const total = model.fileSizes.reduce((a, b) => a + b, 0) + tasks.reduce((n, t) => n + t.tensor.segments.reduce((m, g) => m + g.length, 0), 0)
   let output: string
-  let outcomes: Awaited<ReturnType<typeof runJob>>
+  let outcomes: NativeOutcome[]
   if (model.format === 'tfjs') {
     ;({ output, outcomes } = await writeTfjs(model, constrained, tasks, options, total))
   } else {
     const dest = fileDestination(model, options)
     const temp = join(dirname(dest), `.${basename(dest)}${tempSuffix()}`)
-    const crcPatches: NativeCrcPatch[] = []
-    if (model.format === 'npz') {
-      // Entries whose bytes changed get their CRC-32 recomputed.
-      const entries = new Map<number, { start: number; length: number; crcPositions: number[] }>()
-      for (const s of constrained) if (s.stored.zipEntry) entries.set(s.stored.zipEntry.start, s.stored.zipEntry)
-      for (const e of entries.values()) crcPatches.push({ output: 0, start: e.start, length: e.length, positions: e.crcPositions })
+    if (constrained.some((s) => s.stored.zipEntry?.deflated)) {
+      outcomes = await writeDeflatedNpz(model, constrained, tasks, temp, dest, total, options)
+    } else {
+      const crcPatches: NativeCrcPatch[] = []
+      if (model.format === 'npz') {
+        // Entries whose bytes changed get their CRC-32 recomputed.
+        const entries = new Map<number, { start: number; length: number; crcPositions: number[] }>()
+        for (const s of constrained) if (s.stored.zipEntry) entries.set(s.stored.zipEntry.index, s.stored.zipEntry)
+        for (const e of entries.values()) crcPatches.push({ output: 0, start: e.start, length: e.length, positions: e.crcPositions })
+      }
+      const outputs: NativeOutputFile[] = [{ path: temp, display: dest, pieces: mirrorPieces(0, model.fileSizes[0]!, tasks) }]
+      outcomes = await runJob({ inputs: model.files, outputs, tensors: tasks, crcPatches }, true, total, options.onProgress, path)
     }
-    const outputs: NativeOutputFile[] = [{ path: temp, display: dest, pieces: mirrorPieces(0, model.fileSizes[0]!, tasks) }]
-    outcomes = await runJob({ inputs: model.files, outputs, tensors: tasks, crcPatches }, true, total, options.onProgress, path)
     commitFile(temp, dest, model.path)
     output = dest
   }
@@ -206,30 +222,58 @@ export async function constrainModel(path: string, options: ConstrainOptions = {
     const outcome = byTask.get(s)
     return weightReport(s, outcome, reportAxis(s.stored, s.constraint), advice.get(s.stored.name) ?? null, outcome !== undefined)
   })
-  const changes: WeightChange[] = constrained.map((s, i) => {
-    const before = weightReport(s, outcomes[i], reportAxis(s.stored, s.constraint), null, false)
-    const after = weights[selected.indexOf(s)]!
-    return {
-      name: s.stored.name,
-      constraint: before.constraint!.className,
-      units: s.constraint!.kindName() === 'NonNeg' ? s.stored.shape.reduce((n, d) => n * d, 1) : (before.norms?.units ?? 0),
-      unitsRescaled: s.constraint!.kindName() === 'NonNeg' ? before.negative : before.exceeding,
-      before: before.norms,
-      after: after.norms,
-    }
-  })
+  const changes = constrained.map((s, i) => changeOf(s, outcomes[i], weights[selected.indexOf(s)]))
   return {
     output,
-    report: {
-      path: output,
-      format: model.format,
-      files: model.files,
-      bytes: model.fileSizes.reduce((a, b) => a + b, 0),
-      weights,
-      violations: weights.filter((w) => w.violation).length,
-    },
+    report: { path: output, format: model.format, ...sourceFiles(model), weights, violations: weights.filter((w) => w.violation).length },
     changes,
   }
+}
+
+/**
+ * An npz with constrained weights in deflated entries: the core writes each changed entry's new
+ * .npy into scratch space, then a new archive is built at `temp` (synced) from the entries in
+ * their order: changed ones stored or deflated as they were, the rest copied byte for byte.
+ */
+async function writeDeflatedNpz(
+  model: StoredModel,
+  constrained: Selected[],
+  tasks: NativeTensorTask[],
+  temp: string,
+  dest: string,
+  total: number,
+  options: ConstrainOptions,
+): Promise<NativeOutcome[]> {
+  const scratch = model.scratch!
+  const changed = new Map<number, string>()
+  const outputs: NativeOutputFile[] = []
+  for (const s of constrained) {
+    const e = s.stored.zipEntry!
+    if (changed.has(e.index)) continue
+    const out = join(scratch, `${e.index}.out.npy`)
+    changed.set(e.index, out)
+    outputs.push({ path: out, display: dest, pieces: mirrorPieces(e.file, e.start + e.length, tasks, e.start) })
+  }
+  const outcomes = await runJob({ inputs: model.files, outputs, tensors: tasks, crcPatches: [] }, true, total, options.onProgress, model.path)
+  let zip: ZipWriter
+  try {
+    zip = await ZipWriter.create(temp)
+  } catch (error) {
+    throw fromFs(error, dest, 'cannot create the output')
+  }
+  try {
+    for (const [index, entry] of model.zip!.entries()) {
+      const out = changed.get(index)
+      if (out === undefined) await zip.addRaw(entry, ZipWriter.raw(model.path, entry))
+      else await zip.addStreamed(entry.name, entry.method === STORED ? STORED : DEFLATED, statSync(out).size, createReadStream(out))
+    }
+    await zip.finish()
+  } catch (error) {
+    await zip.abandon()
+    rmSync(temp, { force: true })
+    throw fromFs(error, dest, 'cannot write')
+  }
+  return outcomes
 }
 
 function commitFile(temp: string, dest: string, source: string): void {
@@ -250,7 +294,7 @@ async function writeTfjs(
   tasks: NativeTensorTask[],
   options: ConstrainOptions,
   total: number,
-): Promise<{ output: string; outcomes: Awaited<ReturnType<typeof runJob>> }> {
+): Promise<{ output: string; outcomes: NativeOutcome[] }> {
   const json = structuredClone(model.modelJson!) as { weightsManifest: { paths: string[]; weights: Record<string, unknown>[] }[] }
   const jsonPath = model.files[0]!
   const sourceDir = dirname(resolve(jsonPath))
@@ -336,7 +380,7 @@ async function writeTfjs(
   })
   // Shards in subfolders (paths like "weights/group1-shard1of1.bin").
   for (const o of outputs) mkdirSync(dirname(o.path), { recursive: true })
-  let outcomes: Awaited<ReturnType<typeof runJob>>
+  let outcomes: NativeOutcome[]
   try {
     outcomes = await runJob({ inputs: model.files, outputs, tensors: tasks, crcPatches: [] }, true, total, options.onProgress, model.path)
   } catch (error) {

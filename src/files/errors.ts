@@ -36,6 +36,8 @@ export function fromFs(error: unknown, path: string, what: string): WeightFileEr
           ? 'no space left on device'
           : e?.code === 'EROFS'
             ? 'read-only file system'
-            : (e?.message ?? String(error))
+            : e?.code === 'EFBIG'
+              ? 'file too large (the file system or the file-size limit, ulimit -f)'
+              : (e?.message ?? String(error))
   return new WeightFileError('io', path, `${what}: ${reason}`)
 }

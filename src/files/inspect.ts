@@ -17,7 +17,7 @@ import {
   type FileConstraint,
 } from './constraints'
 import { WeightFileError } from './errors'
-import { detectFormat, loadModel, type StoredModel, type StoredWeight, type WeightFormat } from './model'
+import { detectFormat, loadModel, releaseModel, sourceFiles, type StoredModel, type StoredWeight, type WeightFormat } from './model'
 import { runJob, type ProgressCallback } from './run'
 
 /** Options of {@link inspectModel} (and the reading side of {@link constrainModel}). */
@@ -199,21 +199,24 @@ export function weightReport(s: Selected, outcome: NativeOutcome | undefined, ax
 export async function inspectModel(path: string, options: InspectOptions = {}): Promise<ModelReport> {
   const format = detectFormat(path)
   if (format === 'keras' || format === 'h5') return (await import('./keras-run')).inspectKeras(path, options)
-  const model = loadModel(path)
-  const selected = selectConstraints(model, options)
-  const float = selected.filter((s) => s.stored.float)
-  const tasks = float.map((s) => inspectTask(s, options.axis))
-  const total = float.reduce((n, s) => n + s.stored.segments.reduce((m, g) => m + g.length, 0), 0)
-  const outcomes = await runJob({ inputs: model.files, outputs: [], tensors: tasks, crcPatches: [] }, false, total, options.onProgress, path)
-  const byWeight = new Map(float.map((s, i) => [s, outcomes[i]]))
-  const advice = axisAdvice(selected)
-  const weights = selected.map((s) => weightReport(s, byWeight.get(s), reportAxis(s.stored, s.constraint, options.axis), advice.get(s.stored.name) ?? null))
-  return {
-    path,
-    format: model.format,
-    files: model.files,
-    bytes: model.fileSizes.reduce((a, b) => a + b, 0),
-    weights,
-    violations: weights.filter((w) => w.violation).length,
+  const model = await loadModel(path)
+  try {
+    const selected = selectConstraints(model, options)
+    const float = selected.filter((s) => s.stored.float)
+    const tasks = float.map((s) => inspectTask(s, options.axis))
+    const total = float.reduce((n, s) => n + s.stored.segments.reduce((m, g) => m + g.length, 0), 0)
+    const outcomes = await runJob({ inputs: model.files, outputs: [], tensors: tasks, crcPatches: [] }, false, total, options.onProgress, path)
+    const byWeight = new Map(float.map((s, i) => [s, outcomes[i]]))
+    const advice = axisAdvice(selected)
+    const weights = selected.map((s) => weightReport(s, byWeight.get(s), reportAxis(s.stored, s.constraint, options.axis), advice.get(s.stored.name) ?? null))
+    return {
+      path,
+      format: model.format,
+      ...sourceFiles(model),
+      weights,
+      violations: weights.filter((w) => w.violation).length,
+    }
+  } finally {
+    releaseModel(model)
   }
 }

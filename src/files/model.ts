@@ -3,11 +3,13 @@
  * weight with its shape, stored type, byte ranges, layer and declared constraint. The byte work
  * is native (normclip-files); this module only reads headers and JSON and lays out byte ranges.
  */
-import { readFileSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import * as native from '../binding'
-import type { NativeDtype, NativeSegment } from '../binding'
+import type { NativeDtype, NativeSegment, NativeZipEntry } from '../binding'
 import { WeightFileError, fromFs, fromNative } from './errors'
+import { DEFLATED, STORED, inflateEntry } from './npz'
 import { configLayers, declaredConstraint, layerOfWeight, type ConfigLayer } from './keras-config'
 
 export type WeightFormat = 'safetensors' | 'npy' | 'npz' | 'tfjs' | 'keras' | 'h5'
@@ -32,8 +34,12 @@ export interface StoredWeight {
   layer?: ConfigLayer
   /** The constraint dict its layer declares (`kernel_constraint`, …). */
   declared?: unknown
-  /** npz: the zip entry holding it (its CRC is recomputed after a write). */
-  zipEntry?: { start: number; length: number; crcPositions: number[] }
+  /**
+   * npz: the zip entry holding it (index into `StoredModel.zip`) and where its .npy bytes are:
+   * in the archive itself (file 0) for a stored entry, whose CRC is then patched after a write; in
+   * a scratch file it was inflated into for a deflated one.
+   */
+  zipEntry?: { index: number; file: number; start: number; length: number; crcPositions: number[]; deflated: boolean }
   /** tfjs: stored with `quantization` (read dequantized; written only when dequantizing). */
   quantized: boolean
   /** tfjs: index of its manifest group and entry, for rewriting the manifest. */
@@ -53,6 +59,21 @@ export interface StoredModel {
   modelJson?: Record<string, unknown>
   /** Bytes of each input file. */
   fileSizes: number[]
+  /** npz: every entry of the archive, in its order. */
+  zip?: NativeZipEntry[]
+  /** A folder of scratch files (inflated npz entries) that {@link releaseModel} removes. */
+  scratch?: string
+}
+
+/** Removes what loading the model left in scratch space. */
+export function releaseModel(model: StoredModel): void {
+  if (model.scratch !== undefined) rmSync(model.scratch, { recursive: true, force: true })
+}
+
+/** The user's files of a model and their bytes (not the scratch copies of inflated entries). */
+export function sourceFiles(model: StoredModel): { files: string[]; bytes: number } {
+  const count = model.scratch === undefined ? model.files.length : 1
+  return { files: model.files.slice(0, count), bytes: model.fileSizes.slice(0, count).reduce((a, b) => a + b, 0) }
 }
 
 const FLOAT_NAMES = new Set(['float16', 'bfloat16', 'float32', 'float64'])
@@ -89,7 +110,8 @@ export function detectFormat(path: string): WeightFormat {
   throw new WeightFileError('unsupported', path, 'unknown format: expected a .safetensors, .npy, .npz, .keras or .h5 file or a tfjs model.json (or its folder)')
 }
 
-export function loadModel(path: string): StoredModel {
+/** Reads a model's description; {@link releaseModel} it when done. */
+export async function loadModel(path: string): Promise<StoredModel> {
   switch (detectFormat(path)) {
     case 'safetensors':
       return loadSafetensors(path)
@@ -138,12 +160,13 @@ function loadSafetensors(path: string): StoredModel {
   }
 }
 
-function npyWeight(path: string, name: string, offset: number, available: number, file: number): StoredWeight {
+/** The .npy at `offset` of `path`; errors name `display` (the archive, for an inflated npz entry). */
+function npyWeight(path: string, name: string, offset: number, available: number, file: number, display = path): StoredWeight {
   const header = native.readNpyHeader(path, offset, available)
   if (header.error) {
     throw new WeightFileError(
       header.error.kind as 'invalid',
-      path,
+      display,
       name === '' ? header.error.message : `entry ${JSON.stringify(name)}: ${header.error.message}`,
     )
   }
@@ -163,26 +186,45 @@ function loadNpy(path: string): StoredModel {
   return { format: 'npy', path, files: [path], fileSizes: [bytes], weights: [w] }
 }
 
-function loadNpz(path: string): StoredModel {
+/**
+ * Stored entries (np.savez) are read in place as byte ranges of the archive; deflated ones
+ * (np.savez_compressed) are inflated into scratch files first (./npz).
+ */
+async function loadNpz(path: string): Promise<StoredModel> {
   const directory = native.readZipDirectory(path)
   if (directory.error) throw fromNative(directory.error, path)
-  const weights: StoredWeight[] = []
-  for (const entry of directory.entries) {
-    if (!entry.name.endsWith('.npy')) continue
-    const name = entry.name.slice(0, -4)
-    if (entry.method !== 0) {
-      throw new WeightFileError(
-        'unsupported',
-        path,
-        `entry ${JSON.stringify(entry.name)} is compressed (np.savez_compressed); normclip reads stored entries (np.savez) in place — ` +
-          'save with np.savez, or unpack it first',
-      )
+  const model: StoredModel = { format: 'npz', path, files: [path], fileSizes: [size(path)], weights: [], zip: directory.entries }
+  try {
+    for (const [index, entry] of directory.entries.entries()) {
+      if (!entry.name.endsWith('.npy')) continue
+      const name = entry.name.slice(0, -4)
+      let w: StoredWeight
+      if (entry.method === STORED) {
+        w = npyWeight(path, name, entry.dataOffset, entry.size, 0)
+        w.zipEntry = { index, file: 0, start: entry.dataOffset, length: entry.size, crcPositions: entry.crcPositions, deflated: false }
+      } else if (entry.method === DEFLATED) {
+        model.scratch ??= mkdtempSync(join(tmpdir(), 'normclip-npz-'))
+        const unpacked = join(model.scratch, `${index}.npy`)
+        await inflateEntry(path, entry, unpacked)
+        model.files.push(unpacked)
+        model.fileSizes.push(entry.size)
+        const file = model.files.length - 1
+        w = npyWeight(unpacked, name, 0, entry.size, file, path)
+        w.zipEntry = { index, file, start: 0, length: entry.size, crcPositions: [], deflated: true }
+      } else {
+        throw new WeightFileError(
+          'unsupported',
+          path,
+          `entry ${JSON.stringify(entry.name)}: zip compression method ${entry.method}; normclip reads stored (np.savez) and deflated (np.savez_compressed) entries`,
+        )
+      }
+      model.weights.push(w)
     }
-    const w = npyWeight(path, name, entry.dataOffset, entry.size, 0)
-    w.zipEntry = { start: entry.dataOffset, length: entry.size, crcPositions: entry.crcPositions }
-    weights.push(w)
+  } catch (error) {
+    releaseModel(model)
+    throw error
   }
-  return { format: 'npz', path, files: [path], fileSizes: [size(path)], weights }
+  return model
 }
 
 interface ManifestEntry {
