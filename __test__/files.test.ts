@@ -57,6 +57,18 @@ beforeAll(() => {
   }
 }, 300_000)
 
+// Keras 3 itself (with JAX on the CPU), in its own venv (scripts/file-fixtures/venv.sh --keras),
+// made once on first use and kept in ~/.cache/normclip.
+let keras: boolean | undefined
+function kerasPython(): boolean {
+  if (keras === undefined) {
+    const r = spawnSync('bash', [join(root, 'scripts/file-fixtures/venv.sh'), '--keras'], { encoding: 'utf8' })
+    keras = r.status === 0
+    if (!keras && process.env['CI']) throw new Error(`scripts/file-fixtures/venv.sh --keras failed: ${r.stderr}`)
+  }
+  return keras
+}
+
 function verify(original: string, result: string, constrained: Record<string, unknown>): { ok: boolean; problems: string[]; checked: Record<string, string> } {
   const r = spawnSync(
     'bash',
@@ -379,6 +391,36 @@ describe('Keras 3 .keras and legacy .h5 (written by Keras 3 model.save)', () => 
       expect(v.problems).toEqual([])
       expect(v.checked[ds('lstm', 0, 'kernel')]).toBe('bit-identical')
     })
+
+    it(`${file}: the result loaded by Keras 3 itself (keras.saving.load_model): constrained weights within bounds, the rest bit-identical`, async (ctx) => {
+      if (!kerasPython()) return ctx.skip('the Keras venv (scripts/file-fixtures/venv.sh --keras) could not be made here')
+      const input = join(fixtures, file)
+      const out = fresh(file)
+      expect((await cli('apply', input, '--out', out)).code).toBe(0)
+      const r = spawnSync(
+        'bash',
+        [join(root, 'scripts/file-fixtures/venv.sh'), '--keras', 'python', join(root, 'scripts/file-fixtures/keras_load.py'), input, out],
+        {
+          encoding: 'utf8',
+        },
+      )
+      if (r.stdout.trim() === '') throw new Error(`keras_load.py: ${r.stderr}`)
+      const v = JSON.parse(r.stdout.trim().split('\n').pop()!) as { problems: string[]; checked: Record<string, string> }
+      expect(v.problems).toEqual([])
+      // Keras 3 names a legacy .h5's variables under the Sequential's own name.
+      const p = file.endsWith('.h5') ? 'sequential/' : ''
+      expect(v.checked).toEqual({
+        [`${p}conv/kernel`]: 'MaxNorm holds',
+        [`${p}conv/bias`]: 'NonNeg holds',
+        [`${p}lstm/lstm_cell/kernel`]: 'bit-identical',
+        [`${p}lstm/lstm_cell/recurrent_kernel`]: 'UnitNorm holds',
+        [`${p}lstm/lstm_cell/bias`]: 'bit-identical',
+        [`${p}hidden/kernel`]: 'MaxNorm holds',
+        [`${p}hidden/bias`]: 'bit-identical',
+        [`${p}out/kernel`]: 'UnitNorm holds',
+        [`${p}out/bias`]: 'bit-identical',
+      })
+    }, 600_000)
   }
 })
 
