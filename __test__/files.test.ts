@@ -717,6 +717,117 @@ async function runBadCase(c: BadCase, path: string, outDir: string): Promise<voi
   }
 }
 
+/**
+ * Runs the CLI in a child process under a file-size limit of `kib` KiB (RLIMIT_FSIZE, `ulimit -f`)
+ * with SIGXFSZ ignored, so a write past it fails with EFBIG as on a full disk: no mount needed, and
+ * root is held to it too. Scratch space goes to `tmp`, so what is left there can be seen.
+ */
+function cliLimited(kib: number, tmp: string, ...args: string[]): { code: number | null; stderr: string } {
+  const r = spawnSync(
+    'bash',
+    [
+      '-c',
+      'trap "" XFSZ; ulimit -f "$1"; shift; exec "$@"',
+      'limited',
+      String(kib),
+      process.execPath,
+      '--import',
+      'tsx',
+      join(root, 'src/cli/index.ts'),
+      ...args,
+    ],
+    { encoding: 'utf8', cwd: root, env: { ...process.env, TMPDIR: tmp } },
+  )
+  return { code: r.status, stderr: r.stderr }
+}
+
+/** Python: a small deflated kernel beside 200 KB of incompressible bytes that no constraint touches. */
+const PADDED_NPZ = `
+import sys, zipfile
+import numpy as np
+rng = np.random.default_rng(4)
+np.savez_compressed(sys.argv[1], kernel=rng.standard_normal((8, 4)).astype(np.float32))
+with zipfile.ZipFile(sys.argv[1], "a") as z:
+    z.writestr("notes.bin", rng.bytes(200_000), compress_type=zipfile.ZIP_STORED)
+`
+
+describe('destinations that refuse, without a mount (any user, any file system): exit 2, one message naming the file, nothing left', () => {
+  // `kib`: below the output's size (the tfjs fixture's shard is 14.5 KB).
+  const cases: { name: string; make: (dir: string) => string; args: string[]; output: string; kib: number }[] = [
+    {
+      name: 'safetensors (the native writer)',
+      make: (dir) => {
+        const input = join(dir, 'big.safetensors')
+        const data = Buffer.alloc(256 * 1024, 1)
+        writeFileSync(input, safetensorsWith({ w: { dtype: 'F32', shape: [256, 256], data_offsets: [0, data.length] } }, data))
+        return input
+      },
+      args: ['--constraint', 'max_norm'],
+      output: 'out.safetensors',
+      kib: 16,
+    },
+    {
+      name: 'a tfjs model (a folder of model.json and shards)',
+      make: (dir) => {
+        cpSync(join(fixtures, 'tfjs-model'), join(dir, 'model'), { recursive: true })
+        return join(dir, 'model')
+      },
+      args: [],
+      output: 'model-out',
+      kib: 8,
+    },
+    {
+      name: 'a compressed npz (the archive written entry by entry)',
+      make: (dir) => {
+        const input = join(dir, 'padded.npz')
+        const made = spawnSync('bash', [join(root, 'scripts/file-fixtures/venv.sh'), 'python', '-c', PADDED_NPZ, input], { encoding: 'utf8' })
+        if (made.status !== 0) throw new Error(made.stderr)
+        return input
+      },
+      args: ['--constraint', 'unit_norm', '--match', '^kernel$'],
+      output: 'out.npz',
+      kib: 16,
+    },
+  ]
+  for (const c of cases) {
+    it(`a full disk (EFBIG under ulimit -f ${c.kib}): ${c.name}`, async (ctx) => {
+      if (c.output === 'out.npz' && !python) return ctx.skip('needs the Python venv to write the file with NumPy')
+      const dir = join(fresh('x'), '..')
+      const input = c.make(dir)
+      const dest = join(dir, 'dest')
+      const tmp = join(dir, 'tmp')
+      mkdirSync(dest)
+      mkdirSync(tmp)
+      const before = statSync(input).isDirectory() ? snapshot(input) : sha(input)
+      const r = cliLimited(c.kib, tmp, 'apply', input, '--out', join(dest, c.output), ...c.args)
+      expect(r.code, r.stderr).toBe(2)
+      expect(r.stderr).toMatch(new RegExp(`${c.output.replace('.', '\\.')}.*: cannot (write|create).*([Ff]ile too large)`))
+      expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      expect(readdirSync(dest)).toEqual([])
+      expect(readdirSync(tmp).filter((f) => !f.startsWith('tsx-'))).toEqual([]) // tsx keeps its cache there
+      expect(statSync(input).isDirectory() ? snapshot(input) : sha(input)).toEqual(before)
+    }, 120_000)
+  }
+
+  it('a destination the OS refuses even to root (under /sys), and one under a file: each format', async () => {
+    for (const [input, name, args] of [
+      [join(fixtures, 'kernel.npy'), 'k.npy', ['--constraint', 'max_norm']],
+      [join(fixtures, 'compressed.npz'), 'c.npz', ['--constraint', 'max_norm']],
+      [join(fixtures, 'keras-model.keras'), 'm.keras', []],
+      [join(fixtures, 'tfjs-model'), 'model', []],
+    ] as const) {
+      for (const parent of ['/sys', join(fixtures, 'kernel.npy')]) {
+        const r = await cli('apply', input, '--out', join(parent, name), ...args)
+        expect(r.code, r.stderr).toBe(2)
+        expect(r.stderr).toContain(join(parent, name))
+        expect(r.stderr).toMatch(/cannot (create|write)/)
+        expect(r.stderr.trim().split('\n')).toHaveLength(1)
+      }
+    }
+    expect(readdirSync('/sys').some((f) => f.startsWith('.') || /^(k\.npy|c\.npz|m\.keras|model)/.test(f))).toBe(false)
+  })
+})
+
 /** A tmpfs of `size` mounted at a new folder (root only); undefined when that is impossible here. */
 function tmpfs(size: string, readOnly = false): string | undefined {
   const dir = mkdtempSync(join(scratch, 'mnt-'))

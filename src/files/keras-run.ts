@@ -129,7 +129,10 @@ export async function constrainKeras(
   try {
     await writeKeras(model, updates, temp)
   } catch (error) {
-    rmSync(temp, { force: true })
+    // Where the folder cannot hold the temporary file (a file, /sys), there is nothing to remove.
+    try {
+      rmSync(temp, { force: true })
+    } catch {}
     if (error instanceof WeightFileError) throw error
     throw new WeightFileError('io', dest, `cannot write: ${(error as Error).message}`)
   }
