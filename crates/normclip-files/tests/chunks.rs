@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use normclip_core::{Axes, Constraint, Mode};
 use normclip_files::dtype::{DType, Order};
-use normclip_files::tensor::{Files, Job, Output, Segment, TensorRef};
+use normclip_files::tensor::{Files, Job, Outcome, Output, Segment, TensorRef};
 
 struct Rng(u64);
 impl Rng {
@@ -25,19 +25,21 @@ fn temp(name: &str) -> String {
     dir.join(name).display().to_string()
 }
 
-fn run(
+/// Writes `data` as little-endian f32 after `pad` bytes of something else, constrains it through
+/// a chunked file job of `chunk` elements, and returns what the job wrote, what one core call
+/// makes of the same data, and the job's outcome.
+fn run_file(
     shape: &[usize],
+    data: &[f32],
+    pad: usize,
     constraint: &Constraint,
     chunk: usize,
     name: &str,
-) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
-    let n: usize = shape.iter().product();
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
-    let data: Vec<f32> = (0..n).map(|_| rng.next()).collect();
+) -> (Vec<f32>, Vec<f32>, Outcome) {
+    let n = data.len();
     let input = temp(&format!("{name}.in"));
     let output = temp(&format!("{name}.out"));
-    // 3 bytes of something else in front, so the tensor is unaligned in the file.
-    let mut bytes = vec![7u8; 3];
+    let mut bytes = vec![7u8; pad];
     bytes.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     fs::write(&input, &bytes).unwrap();
     fs::write(&output, vec![0u8; n * 4]).unwrap();
@@ -52,7 +54,7 @@ fn run(
         shape: shape.to_vec(),
         segments: vec![Segment {
             file: 0,
-            offset: 3,
+            offset: pad as u64,
             len: n as u64 * 4,
         }],
     };
@@ -82,8 +84,22 @@ fn run(
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
         .collect();
-    let mut expected = data.clone();
+    let mut expected = data.to_vec();
     constraint.apply_in_place(&mut expected, shape).unwrap();
+    (written, expected, outcome)
+}
+
+fn run(
+    shape: &[usize],
+    constraint: &Constraint,
+    chunk: usize,
+    name: &str,
+) -> (Vec<f32>, Vec<f32>, Vec<f64>, Vec<f64>) {
+    let n: usize = shape.iter().product();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
+    let data: Vec<f32> = (0..n).map(|_| rng.next()).collect();
+    // 3 bytes of something else in front, so the tensor is unaligned in the file.
+    let (written, expected, outcome) = run_file(shape, &data, 3, constraint, chunk, name);
     (written, expected, outcome.norms, outcome.norms_after)
 }
 
@@ -153,55 +169,7 @@ fn nan_and_inf_behave_as_in_one_call() {
     let mut data: Vec<f32> = (0..n).map(|i| (i % 7) as f32 * 0.1).collect();
     data[4 * 90 + 1] = f32::NAN;
     data[4 * 10 + 2] = f32::INFINITY;
-    let input = temp("nan.in");
-    let output = temp("nan.out");
-    fs::write(
-        &input,
-        data.iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<u8>>(),
-    )
-    .unwrap();
-    fs::write(&output, vec![0u8; n * 4]).unwrap();
-    let inputs = Files::open_read(&[input]).unwrap();
-    let outputs = Files {
-        files: vec![fs::OpenOptions::new().write(true).open(&output).unwrap()],
-        paths: vec![output.clone()],
-    };
-    let tensor = TensorRef {
-        name: "w".into(),
-        dtype: DType::F32(Order::Little),
-        shape: shape.to_vec(),
-        segments: vec![Segment {
-            file: 0,
-            offset: 0,
-            len: n as u64 * 4,
-        }],
-    };
-    let progress = AtomicU64::new(0);
-    let outcome = Job {
-        files: &inputs,
-        tensor: &tensor,
-        axes: None,
-        count_negatives: false,
-        output: Some(Output {
-            files: &outputs,
-            segments: tensor.segments.clone(),
-            dtype: tensor.dtype.clone(),
-            constraint: Some(&constraint),
-        }),
-        progress: &progress,
-        chunk_elements: 40,
-    }
-    .run()
-    .unwrap();
-    let written: Vec<f32> = fs::read(&output)
-        .unwrap()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
-    let mut expected = data.clone();
-    constraint.apply_in_place(&mut expected, &shape).unwrap();
+    let (written, expected, outcome) = run_file(&shape, &data, 0, &constraint, 40, "nan");
     for (i, (a, b)) in written.iter().zip(&expected).enumerate() {
         assert!(
             a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()) || ulps(*a, *b) <= 2,

@@ -67,20 +67,15 @@ fn check<T: Float>(spec: &Spec, axes: &Axes, data: &[T], shape: &[usize]) -> (Ve
     let reference = reference_norms(data, &w);
     let norm_limit = if T::UNIT_ROUNDOFF < 1e-10 { 1 } else { 2 };
     let mut errors = Errors::default();
-    let norm_ulps: Vec<u64> = norms
-        .iter()
-        .zip(&reference)
-        .map(|(&n, r)| ulps(n, r.rounded))
-        .collect();
-    for (s, &d) in norm_ulps.iter().enumerate() {
-        assert!(
-            d <= norm_limit,
-            "{spec:?} {shape:?}: slice {s}: norm {} vs correctly rounded {} ({d} ulps)",
-            norms[s],
-            reference[s].rounded
-        );
-        errors.norm = errors.norm.max(d);
-    }
+    let norm_ulps = assert_norm_ulps(
+        &norms,
+        &reference,
+        norm_limit,
+        &format!("{spec:?} {shape:?}"),
+    );
+    errors.norm = errors
+        .norm
+        .max(norm_ulps.iter().copied().max().unwrap_or(0));
     let ops = reference_ops(spec, &reference);
     let exact_ops: Vec<Op<T>> = reference
         .iter()
@@ -137,6 +132,21 @@ fn all_specs(max: f64, min: f64) -> Vec<Spec> {
 /// The exact norm of `data`, rounded to `T`.
 fn exact_norm<T: Float>(data: &[T]) -> T {
     reference_norms(data, &walk(&[data.len()], &Axes::All))[0].rounded
+}
+
+/// Every spec over one slice of subnormals and zeros, into `worst`; returns its unit-norm
+/// projection, whose norm the caller checks against 1 in its own precision.
+fn check_tiny_slice<T: Float>(tiny: &[T], worst: &mut Errors) -> Vec<T> {
+    for spec in all_specs(2.0, 0.5) {
+        *worst = worst.max(check(&spec, &Axes::All, tiny, &[tiny.len()]).1);
+    }
+    check(
+        &Spec::unit().mode(Mode::Projection),
+        &Axes::All,
+        tiny,
+        &[tiny.len()],
+    )
+    .0
 }
 
 // ------------------------------------------------------------------ float64 norms
@@ -258,18 +268,7 @@ fn float64_results_do_not_depend_on_the_thread_count() {
                 })
             })
             .collect();
-        for (k, (out, n)) in results.iter().enumerate().skip(1) {
-            assert_bits(
-                n,
-                &results[0].1,
-                &format!("{shape:?}: norms, {} threads", k + 1),
-            );
-            assert_bits(
-                out,
-                &results[0].0,
-                &format!("{shape:?}: output, {} threads", k + 1),
-            );
-        }
+        assert_same_for_all_thread_counts(&results, &format!("{shape:?}"));
         let reference = reference_norms(&data, &w);
         for (s, (&got, r)) in results[0].1.iter().zip(&reference).enumerate() {
             assert!(ulps(got, r.rounded) <= 1, "{shape:?} slice {s}");
@@ -404,15 +403,7 @@ fn float32_subnormal_factors_and_norms_take_the_wide_path() {
     assert!(out[0] > 0.0 && out[2] < 0.0, "{out:?}");
     // Subnormal slices.
     let tiny = [1e-42f32, -2e-42, 7e-45, 0.0, 3e-43];
-    for spec in all_specs(2.0, 0.5) {
-        worst = worst.max(check(&spec, &Axes::All, &tiny, &[5]).1);
-    }
-    let (out, _) = check(
-        &Spec::unit().mode(Mode::Projection),
-        &Axes::All,
-        &tiny,
-        &[5],
-    );
+    let out = check_tiny_slice(&tiny, &mut worst);
     let n = exact_norm(&out);
     assert!((n - 1.0).abs() <= 2.0 * f32::EPSILON, "{out:?}: norm {n}");
     // The same inside larger tensors, as columns and runs, next to plain slices.
@@ -457,15 +448,7 @@ fn float64_subnormal_factors_and_norms_take_the_wide_path() {
     }
     // Subnormal norms.
     let tiny = [1e-310f64, -2e-310, 5e-324, 0.0, 3e-315];
-    for spec in all_specs(2.0, 0.5) {
-        worst = worst.max(check(&spec, &Axes::All, &tiny, &[5]).1);
-    }
-    let (out, _) = check(
-        &Spec::unit().mode(Mode::Projection),
-        &Axes::All,
-        &tiny,
-        &[5],
-    );
+    let out = check_tiny_slice(&tiny, &mut worst);
     let n = exact_norm(&out);
     assert!((n - 1.0).abs() <= 2.0 * f64::EPSILON, "{out:?}: norm {n}");
     // A factor above f64::MAX (min 1 over a norm of ~1e-320): zeros stay zeros, the rest

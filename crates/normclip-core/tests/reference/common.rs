@@ -66,43 +66,32 @@ pub trait Float: Element + Format + PartialEq + std::fmt::Display {
     fn negate(self) -> Self;
 }
 
-impl Float for f32 {
-    const UNIT_ROUNDOFF: f64 = f32::EPSILON as f64 / 2.0;
-    fn bits(self) -> u64 {
-        self.to_bits() as u64
-    }
-    fn ordered(self) -> i64 {
-        let b = self.to_bits();
-        let magnitude = (b & 0x7fff_ffff) as i64;
-        if b >> 31 == 1 {
-            -magnitude
-        } else {
-            magnitude
+/// `$sign` is the position of the sign bit.
+macro_rules! impl_float {
+    ($t:ty, $sign:expr, $unit_roundoff:expr) => {
+        impl Float for $t {
+            const UNIT_ROUNDOFF: f64 = $unit_roundoff;
+            fn bits(self) -> u64 {
+                u64::from(self.to_bits())
+            }
+            fn ordered(self) -> i64 {
+                let b = self.to_bits();
+                let magnitude = (b & !(1 << $sign)) as i64;
+                if b >> $sign == 1 {
+                    -magnitude
+                } else {
+                    magnitude
+                }
+            }
+            fn negate(self) -> Self {
+                -self
+            }
         }
-    }
-    fn negate(self) -> Self {
-        -self
-    }
+    };
 }
 
-impl Float for f64 {
-    const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
-    fn bits(self) -> u64 {
-        self.to_bits()
-    }
-    fn ordered(self) -> i64 {
-        let b = self.to_bits();
-        let magnitude = (b & 0x7fff_ffff_ffff_ffff) as i64;
-        if b >> 63 == 1 {
-            -magnitude
-        } else {
-            magnitude
-        }
-    }
-    fn negate(self) -> Self {
-        -self
-    }
-}
+impl_float!(f32, 31, f32::EPSILON as f64 / 2.0);
+impl_float!(f64, 63, f64::EPSILON / 2.0);
 
 /// Distance in ulps; 0 for two NaNs, `u64::MAX` for a NaN against a number.
 pub fn ulps<T: Float>(a: T, b: T) -> u64 {
@@ -594,6 +583,47 @@ pub fn assert_bits<T: Float>(actual: &[T], expected: &[T], what: &str) {
             actual[i].bits(),
             expected[i],
             expected[i].bits()
+        );
+    }
+}
+
+/// Asserts every norm within `limit` ulps of the correctly rounded one and returns the distances,
+/// which decide how far each slice's output may be from the reference.
+pub fn assert_norm_ulps<T: Float>(
+    norms: &[T],
+    reference: &[RefNorm<T>],
+    limit: u64,
+    what: &str,
+) -> Vec<u64> {
+    let distances: Vec<u64> = norms
+        .iter()
+        .zip(reference)
+        .map(|(&n, r)| ulps(n, r.rounded))
+        .collect();
+    for (s, &d) in distances.iter().enumerate() {
+        assert!(
+            d <= limit,
+            "{what}: slice {s}: norm {} is {d} ulps from the correctly rounded {}",
+            norms[s],
+            reference[s].rounded
+        );
+    }
+    distances
+}
+
+/// Asserts that the (output, norms) of every thread count after the first are those of the
+/// first, bit for bit; the index of a result is its thread count minus one.
+pub fn assert_same_for_all_thread_counts<T: Float>(results: &[(Vec<T>, Vec<T>)], what: &str) {
+    for (k, (out, n)) in results.iter().enumerate().skip(1) {
+        assert_bits(
+            n,
+            &results[0].1,
+            &format!("{what}: norms, {} threads", k + 1),
+        );
+        assert_bits(
+            out,
+            &results[0].0,
+            &format!("{what}: output, {} threads", k + 1),
         );
     }
 }

@@ -147,6 +147,20 @@ fn isqrt(n: u128) -> u128 {
     x
 }
 
+/// `value · 2^offset` (offset < 64) as the three limbs it spans, lowest first; value < 2^122
+/// keeps the top limb from overflowing.
+fn spread(value: u128, offset: usize) -> [u64; 3] {
+    [
+        (value << offset) as u64,
+        ((value << offset) >> 64) as u64,
+        if offset == 0 {
+            0
+        } else {
+            (value >> (128 - offset)) as u64
+        },
+    ]
+}
+
 /// A sum of squares held exactly: the big integer `Σ limbs[i] · 2^(64 · (low + i))` in units of
 /// 2^-2148. NaN and infinite elements are remembered apart.
 #[derive(Clone, Debug, Default)]
@@ -186,16 +200,7 @@ impl ExactSum {
     fn add_shifted(&mut self, value: u128, shift: usize) {
         let limb = shift / 64;
         let offset = shift % 64;
-        // value < 2^122, so value << offset spans three limbs.
-        let parts = [
-            (value << offset) as u64,
-            ((value << offset) >> 64) as u64,
-            if offset == 0 {
-                0
-            } else {
-                (value >> (128 - offset)) as u64
-            },
-        ];
+        let parts = spread(value, offset);
         self.ensure(limb, limb + 3);
         let mut carry = 0u128;
         let mut i = limb - self.low;
@@ -220,15 +225,7 @@ impl ExactSum {
     fn sub_shifted(&mut self, value: u128, shift: usize) {
         let limb = shift / 64;
         let offset = shift % 64;
-        let parts = [
-            (value << offset) as u64,
-            ((value << offset) >> 64) as u64,
-            if offset == 0 {
-                0
-            } else {
-                (value >> (128 - offset)) as u64
-            },
-        ];
+        let parts = spread(value, offset);
         self.ensure(limb, limb + 3);
         let mut borrow = 0i128;
         let mut i = limb - self.low;

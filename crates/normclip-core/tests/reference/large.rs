@@ -91,18 +91,7 @@ fn results_do_not_depend_on_the_thread_count() {
                 }));
             }
             let what = format!("{shape:?} {axes:?} {spec:?}");
-            for (k, (out, n)) in results.iter().enumerate().skip(1) {
-                assert_bits(
-                    n,
-                    &results[0].1,
-                    &format!("{what}: norms, {} threads", k + 1),
-                );
-                assert_bits(
-                    out,
-                    &results[0].0,
-                    &format!("{what}: output, {} threads", k + 1),
-                );
-            }
+            assert_same_for_all_thread_counts(&results, &what);
             // And the result is right: the formula from those norms, bit for bit.
             let (out, crate_norms) = &results[0];
             let ops: Vec<Op<f32>> = crate_norms

@@ -246,19 +246,7 @@ fn property<T: Float>(seed: u64, cases: usize, magnitudes: Magnitudes) -> Worst 
             }
         }
         let core_norms = core_norms.unwrap();
-        let norm_ulps: Vec<u64> = core_norms
-            .iter()
-            .zip(&reference)
-            .map(|(&n, r)| ulps(n, r.rounded))
-            .collect();
-        for (s, &d) in norm_ulps.iter().enumerate() {
-            assert!(
-                d <= norm_limit,
-                "{what}: slice {s}: norm {} is {d} ulps from the correctly rounded {}",
-                core_norms[s],
-                reference[s].rounded
-            );
-        }
+        let norm_ulps = assert_norm_ulps(&core_norms, &reference, norm_limit, &what);
         worst.norm = worst.norm.max(norm_ulps.iter().copied().max().unwrap_or(0));
 
         let out = apply_all_tiers(&c, &data, &shape, &what);
