@@ -7,6 +7,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { openSafetensors } from '../bench/safetensors'
 
 const root = join(__dirname, '..')
 const GiB = 2 ** 30
@@ -27,13 +28,7 @@ function makeBigFile(path: string): { tailOffset: number; tailBytes: number } {
     'proj.weight': { dtype: 'F32', shape: [32768, 16384], data_offsets: [2 * GiB, 4 * GiB] },
     'head.bias': { dtype: 'F32', shape: [1024], data_offsets: [4 * GiB, 4 * GiB + 4096] },
   }
-  let json = JSON.stringify(tensors)
-  json += ' '.repeat((8 - (json.length % 8)) % 8)
-  const head = Buffer.alloc(8)
-  head.writeBigUInt64LE(BigInt(json.length))
-  const fd = openSync(path, 'w')
-  writeSync(fd, head)
-  writeSync(fd, json)
+  const { fd, dataStart } = openSafetensors(path, tensors)
   const block = new Float32Array(2 ** 24) // 64 MiB of values in [-0.05, 0.05)
   let seed = 12345
   for (let i = 0; i < block.length; i++) {
@@ -49,7 +44,7 @@ function makeBigFile(path: string): { tailOffset: number; tailBytes: number } {
   for (let left = 2 * GiB; left > 0; left -= half.length) writeSync(fd, half, 0, Math.min(left, half.length))
   for (let left = 2 * GiB + 4096; left > 0; left -= bytes.length) writeSync(fd, bytes, 0, Math.min(left, bytes.length))
   closeSync(fd)
-  return { tailOffset: 8 + json.length + 4 * GiB, tailBytes: 4096 }
+  return { tailOffset: dataStart + 4 * GiB, tailBytes: 4096 }
 }
 
 function run(...args: string[]): {

@@ -3,10 +3,11 @@
 // in place, a model.json whose shards are all there and either all old or all new.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
+import { closeSync, cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { openSafetensors } from '../bench/safetensors'
 
 const root = join(__dirname, '..')
 const child = join(__dirname, 'support', 'files-rss.ts')
@@ -28,13 +29,7 @@ function writeSafetensors(path: string, tensors: number, rows: number, cols: num
   const bytes = rows * cols * 4
   const header: Record<string, unknown> = {}
   for (let i = 0; i < tensors; i++) header[`layer${i}.weight`] = { dtype: 'F32', shape: [rows, cols], data_offsets: [i * bytes, (i + 1) * bytes] }
-  let json = JSON.stringify(header)
-  json += ' '.repeat((8 - (json.length % 8)) % 8)
-  const head = Buffer.alloc(8)
-  head.writeBigUInt64LE(BigInt(json.length))
-  const fd = openSync(path, 'w')
-  writeSync(fd, head)
-  writeSync(fd, json)
+  const { fd } = openSafetensors(path, header)
   const data = floats(rows * cols, 7)
   for (let i = 0; i < tensors; i++) writeSync(fd, data)
   closeSync(fd)

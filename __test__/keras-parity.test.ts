@@ -205,25 +205,7 @@ type SliceKind = 'normal' | 'overflow' | 'underflow'
  * (0 < norm² < FLT_MIN: squares are denormal, or flushed to zero by TF / XLA).
  */
 function exactReference(c: Case, data: Float32Array, squares: 'f64' | 'f32' = 'f64'): Float32Array & { kind: SliceKind[]; f32Squares?: Float32Array } {
-  const shape = c.shape
-  const rank = shape.length
-  const axis = c.config['axis'] as number | number[] | null | undefined
-  const list = axis === null ? shape.map((_, i) => i) : axis === undefined ? [0] : typeof axis === 'number' ? [axis] : axis
-  const reduced = shape.map(() => false)
-  for (const a of list) reduced[a < 0 ? a + rank : a] = true
-  const kept = shape.map((d, i) => (reduced[i] ? 1 : d))
-  const sliceOf = new Int32Array(data.length)
-  const pos = shape.map(() => 0)
-  for (let flat = 0; flat < data.length; flat++) {
-    let s = 0
-    for (let i = 0; i < rank; i++) s = s * kept[i]! + (reduced[i] ? 0 : pos[i]!)
-    sliceOf[flat] = s
-    for (let i = rank - 1; i >= 0; i--) {
-      if (++pos[i]! < shape[i]!) break
-      pos[i] = 0
-    }
-  }
-  const slices = kept.reduce((a, b) => a * b, 1)
+  const { sliceOf, slices } = slicesOf(c, data.length)
   const sums = new Float64Array(slices)
   const f = Math.fround
   for (let i = 0; i < data.length; i++) {

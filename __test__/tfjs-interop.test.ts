@@ -278,24 +278,35 @@ describe('backends', () => {
   })
 })
 
+/**
+ * Writes a module for `node --require` that runs `hook` (JavaScript that sees `request`) before
+ * every resolution, so a child process sees the packages a test pretends are or are not there.
+ */
+function writeResolveHook(path: string, hook: string): void {
+  writeFileSync(
+    path,
+    `const Module = require('module')
+const resolveFilename = Module._resolveFilename
+Module._resolveFilename = function (request, ...rest) {
+  ${hook}
+  return resolveFilename.call(this, request, ...rest)
+}
+`,
+  )
+}
+
 describe('without TensorFlow.js installed', () => {
   it('the typed-array API works, and the tfjs-only parts say what they need', () => {
     const dir = mkdtempSync(join(tmpdir(), 'normclip-no-tfjs-'))
     const block = join(dir, 'block-tfjs.cjs')
     // Makes every @tensorflow/* package unresolvable, as in an app that does not install tfjs.
-    writeFileSync(
+    writeResolveHook(
       block,
-      `const Module = require('module')
-const resolveFilename = Module._resolveFilename
-Module._resolveFilename = function (request, ...rest) {
-  if (request.startsWith('@tensorflow/')) {
+      `if (request.startsWith('@tensorflow/')) {
     const error = new Error("Cannot find module '" + request + "'")
     error.code = 'MODULE_NOT_FOUND'
     throw error
-  }
-  return resolveFilename.call(this, request, ...rest)
-}
-`,
+  }`,
     )
     const src = resolve(__dirname, '../src')
     const script = join(dir, 'script.ts')
@@ -357,16 +368,7 @@ console.log(JSON.stringify({ nested: tf.nestedUnderTfjsNode === true, accepted: 
     )
     // Resolves '@tensorflow/tfjs-node' to the fake, whether or not the project has the real one.
     const redirect = join(dir, 'redirect.cjs')
-    writeFileSync(
-      redirect,
-      `const Module = require('module')
-const resolveFilename = Module._resolveFilename
-Module._resolveFilename = function (request, ...rest) {
-  if (request === '@tensorflow/tfjs-node') return ${JSON.stringify(join(nodeBinding, 'index.js'))}
-  return resolveFilename.call(this, request, ...rest)
-}
-`,
-    )
+    writeResolveHook(redirect, `if (request === '@tensorflow/tfjs-node') return ${JSON.stringify(join(nodeBinding, 'index.js'))}`)
     const tsx = resolve(__dirname, '../node_modules/.bin/tsx')
     const out = execFileSync(tsx, ['--require', redirect, script], { encoding: 'utf8' })
     expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual({ nested: true, accepted: true })

@@ -9,11 +9,12 @@
 // files.md with the CPU (lscpu), medians and IQRs, and the ratios the issue sets:
 // inspect ≥ 70% of cat's speed, apply ≥ 50% of cp's.
 import { execFileSync } from 'node:child_process'
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs'
+import { closeSync, mkdtempSync, rmSync, writeSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { constrainModel, inspectModel, simdTier } from '../src'
 import { benchArgs, loadNote, loadavg, machine, revision, writeResult } from './harness'
+import { openSafetensors } from './safetensors'
 
 const args = benchArgs()
 const megabytes = args.quick ? 256 : 1024
@@ -31,13 +32,7 @@ function makeFile(path: string): number {
   }
   tensors['embed.weight'] = { dtype: 'BF16', shape: [4096, 4096], data_offsets: [at, at + 4096 * 4096 * 2] }
   at += 4096 * 4096 * 2
-  let json = JSON.stringify(tensors)
-  json += ' '.repeat((8 - (json.length % 8)) % 8)
-  const head = Buffer.alloc(8)
-  head.writeBigUInt64LE(BigInt(json.length))
-  const fd = openSync(path, 'w')
-  writeSync(fd, head)
-  writeSync(fd, json)
+  const { fd, dataStart } = openSafetensors(path, tensors)
   // Random floats in ±1; the bfloat16 tensor holds their top halves (the low halves read as
   // bfloat16 would hold NaNs and infinities).
   const block = new Float32Array(2 ** 22)
@@ -51,7 +46,7 @@ function makeFile(path: string): number {
   for (let left = floatBytes; left > 0; left -= bytes.length) writeSync(fd, bytes, 0, Math.min(left, bytes.length))
   for (let left = 4096 * 4096 * 2; left > 0; left -= half.length) writeSync(fd, half, 0, Math.min(left, half.length))
   closeSync(fd)
-  return 8 + json.length + at
+  return dataStart + at
 }
 
 const median = (xs: number[]): number => {

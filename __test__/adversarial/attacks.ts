@@ -7,6 +7,7 @@
  */
 import { MessageChannel, Worker } from 'node:worker_threads'
 import * as native from '../../src/native/index.js'
+import type { TfjsNode } from '../support/tfjs-node'
 
 type Native = typeof native
 type AttackResult = string
@@ -22,6 +23,20 @@ function fail(message: string): never {
 
 function check(condition: boolean, message: string): void {
   if (!condition) fail(message)
+}
+
+/**
+ * tfjs-node, loaded lazily (attacks on the binding alone must not pay for it), or the report line
+ * of an attack skipped without it; its absence fails where the run requires it.
+ */
+async function tfjsNodeOrSkip(): Promise<TfjsNode | AttackResult> {
+  const { loadTfjsNode, tfjsNodeRequired, describeTfjsNode } = await import('../support/tfjs-node')
+  const status = loadTfjsNode()
+  if (!status.available) {
+    check(!tfjsNodeRequired(), `tfjs-node is required here: ${describeTfjsNode(status)}`)
+    return `skipped: ${describeTfjsNode(status)}`
+  }
+  return status.tf
 }
 
 function expectThrow(fn: () => unknown, Kind: ErrorConstructor | RangeErrorConstructor | TypeErrorConstructor, pattern: RegExp): string {
@@ -817,13 +832,8 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
   async 'tf ops: hostile executions of NormclipConstrain fail inside TensorFlow, inputs unchanged'() {
     // Once registered, the op is TensorFlow's: any code in the process can execute it by name with
     // any inputs and attributes, so the kernel must check everything it is given.
-    const { loadTfjsNode, tfjsNodeRequired, describeTfjsNode } = await import('../support/tfjs-node')
-    const status = loadTfjsNode()
-    if (!status.available) {
-      check(!tfjsNodeRequired(), `tfjs-node is required here: ${describeTfjsNode(status)}`)
-      return `skipped: ${describeTfjsNode(status)}`
-    }
-    const tf = status.tf
+    const tf = await tfjsNodeOrSkip()
+    if (typeof tf === 'string') return tf
     check(native.tfOpsRegister().available, 'the ops did not register')
     const backend = tf.backend() as unknown as {
       binding: { TF_ATTR_INT: number; TF_ATTR_STRING: number }
@@ -900,13 +910,8 @@ export const attacks: Record<string, () => Promise<AttackResult>> = {
     // TensorFlow runs kernels with denormals flushed to zero. Under that mode a float32 factor of
     // a norm beyond 1e38 is zero: MaxNorm zeroed such a column and MinMaxNorm ended below its
     // minimum. The op must give the bits of the ordinary path, and TensorFlow's mode come back.
-    const { loadTfjsNode, tfjsNodeRequired, describeTfjsNode } = await import('../support/tfjs-node')
-    const status = loadTfjsNode()
-    if (!status.available) {
-      check(!tfjsNodeRequired(), `tfjs-node is required here: ${describeTfjsNode(status)}`)
-      return `skipped: ${describeTfjsNode(status)}`
-    }
-    const tf = status.tf
+    const tf = await tfjsNodeOrSkip()
+    if (typeof tf === 'string') return tf
     const { MaxNorm, MinMaxNorm, UnitNorm, NonNeg } = await api()
     const { fastApply } = await import('../../src/backends')
     const lines: string[] = []

@@ -48,6 +48,20 @@ function detach(array: FloatArray): void {
   if (array.buffer instanceof ArrayBuffer && array.length > 0) structuredClone(array.buffer, { transfer: [array.buffer] })
 }
 
+/** One hostile action on `array`, chosen at random; `message` is what the throwing one throws. */
+function hostileHook(array: FloatArray, message: string): Hook {
+  return pick<Hook>([
+    () => detach(array),
+    () => {
+      const buffer = array.buffer as ArrayBuffer & { resizable?: boolean; resize?(n: number): void }
+      if (buffer.resizable) buffer.resize!(0)
+    },
+    () => {
+      throw new HostileError(message)
+    },
+  ])
+}
+
 function randomDims(): number[] {
   const rank = int(5)
   return Array.from({ length: rank }, () => (chance(0.05) ? 0 : 1 + int(6)))
@@ -199,16 +213,7 @@ async function one(call: number): Promise<void> {
   let hostile: Hook | undefined
   if (isFloat && chance(0.05)) {
     stats.hostile++
-    hostile = pick<Hook>([
-      () => detach(array),
-      () => {
-        const buffer = array.buffer as ArrayBuffer & { resizable?: boolean; resize?(n: number): void }
-        if (buffer.resizable) buffer.resize!(0)
-      },
-      () => {
-        throw new HostileError('a getter threw')
-      },
-    ])
+    hostile = hostileHook(array, 'a getter threw')
   }
   const shape = shapeArgument(dims, hostile)
   const entry = int(10)
@@ -352,16 +357,7 @@ async function clipOne(call: number): Promise<void> {
     hostile = true
     clipStats.hostile++
     const victim = arrays[int(count - 1)]!
-    const action = pick<Hook>([
-      () => detach(victim),
-      () => {
-        const buffer = victim.buffer as ArrayBuffer & { resizable?: boolean; resize?(n: number): void }
-        if (buffer.resizable) buffer.resize!(0)
-      },
-      () => {
-        throw new HostileError('a list getter threw')
-      },
-    ])
+    const action = hostileHook(victim, 'a list getter threw')
     const last = list[count - 1]
     Object.defineProperty(list, count - 1, {
       get: () => {
