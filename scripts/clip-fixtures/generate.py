@@ -35,6 +35,9 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixture_encoding import bits32, dec64  # noqa: E402  (scripts/fixture_encoding.py)
 import tensorflow as tf  # noqa: E402
 import keras  # noqa: E402
 import jax  # noqa: E402
@@ -46,24 +49,6 @@ assert keras.backend.backend() == "tensorflow", keras.backend.backend()
 
 ROOT = Path(__file__).resolve().parents[2]
 F32 = np.float32
-
-
-def bits32(a) -> list[int]:
-    return np.ascontiguousarray(a, dtype=np.float32).reshape(-1).view(np.uint32).tolist()
-
-
-def dec64(a) -> list[str]:
-    out = []
-    for v in np.ascontiguousarray(a, dtype=np.float64).reshape(-1).tolist():
-        if v != v:
-            out.append("NaN")
-        elif v == float("inf"):
-            out.append("Infinity")
-        elif v == float("-inf"):
-            out.append("-Infinity")
-        else:
-            out.append(format(v, ".17g"))
-    return out
 
 
 def encode(a) -> dict:

@@ -36,6 +36,9 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from fixture_encoding import bits32, dec64  # noqa: E402  (scripts/fixture_encoding.py)
 import keras  # noqa: E402  (Keras 3)
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402  (Keras 2)
@@ -54,24 +57,6 @@ F32 = np.float32
 
 # ---------------------------------------------------------------------------------------------
 # Encoding
-
-def bits32(a: np.ndarray) -> list[int]:
-    return np.ascontiguousarray(a, dtype=np.float32).reshape(-1).view(np.uint32).tolist()
-
-
-def dec64(a: np.ndarray) -> list[str]:
-    out = []
-    for v in np.ascontiguousarray(a, dtype=np.float64).reshape(-1).tolist():
-        if v != v:
-            out.append("NaN")
-        elif v == float("inf"):
-            out.append("Infinity")
-        elif v == float("-inf"):
-            out.append("-Infinity")
-        else:
-            out.append(format(v, ".17g"))
-    return out
-
 
 def error_text(e: BaseException) -> str:
     text = f"{type(e).__name__}: {e}"
