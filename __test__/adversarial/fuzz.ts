@@ -193,16 +193,23 @@ function expectRefusal(call: number, error: unknown, what: string): void {
 const stats = { calls: 0, accepted: 0, refused: 0, hostile: 0, async: 0 }
 const applyBound = (native as unknown as { applyBound(b: unknown, a: FloatArray): void }).applyBound
 
+/** The constraint of a random spec, or undefined where the binding refused it as it should. */
+function createOrRefuse(call: number, spec: Spec): native.NativeConstraint | undefined {
+  try {
+    return native.NativeConstraint.create(spec)
+  } catch (error) {
+    expectRefusal(call, error, `create(${JSON.stringify(spec)})`)
+    return undefined
+  }
+}
+
 async function one(call: number): Promise<void> {
   const dims = randomDims()
   const len = dims.reduce((a, b) => a * b, 1)
   const f64 = chance(0.3)
   const spec = randomSpec(dims.length)
-  let constraint: native.NativeConstraint
-  try {
-    constraint = native.NativeConstraint.create(spec)
-  } catch (error) {
-    expectRefusal(call, error, `create(${JSON.stringify(spec)})`)
+  const constraint = createOrRefuse(call, spec)
+  if (constraint === undefined) {
     stats.refused++
     return
   }
@@ -555,13 +562,8 @@ async function backendOne(call: number): Promise<void> {
   const dims = randomDims()
   const len = dims.reduce((a, b) => a * b, 1)
   const spec = randomSpec(dims.length)
-  let constraint: native.NativeConstraint
-  try {
-    constraint = native.NativeConstraint.create(spec)
-  } catch (error) {
-    expectRefusal(call, error, `create(${JSON.stringify(spec)})`)
-    return
-  }
+  const constraint = createOrRefuse(call, spec)
+  if (constraint === undefined) return
   const values = randomData(len, false) as Float32Array
   const plain = values.slice()
   const kind = int(20)

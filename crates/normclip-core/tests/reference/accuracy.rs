@@ -238,14 +238,7 @@ fn float64_norms_are_within_one_ulp_at_every_length() {
 #[test]
 fn float64_results_do_not_depend_on_the_thread_count() {
     let mut rng = Rng::new(32);
-    let pools: Vec<rayon::ThreadPool> = (1..=3)
-        .map(|k| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(k)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools = thread_pools(3);
     for (shape, axes) in [
         (vec![1 << 22], Axes::All),
         (vec![2048, 1024], axis(&[0])),

@@ -384,16 +384,24 @@ pub enum Precision {
     Exact,
 }
 
+impl Spec {
+    /// min, max, rate, 1 - rate (taken in f64, as Keras takes it from a Python float) and
+    /// epsilon, each converted by `t` into the precision a reference formula runs in.
+    fn constants<X>(&self, t: impl Fn(f64) -> X) -> (X, X, X, X, X) {
+        (
+            t(self.min),
+            t(self.max),
+            t(self.rate),
+            t(1.0 - self.rate),
+            t(self.eps),
+        )
+    }
+}
+
 /// The formula in the element type from a norm already in the element type.
 pub fn reference_op_elem<T: Float>(spec: &Spec, n: T) -> Op<T> {
     let t = T::from_f64;
-    let (min, max, rate, omr, eps) = (
-        t(spec.min),
-        t(spec.max),
-        t(spec.rate),
-        t(1.0 - spec.rate),
-        t(spec.eps),
-    );
+    let (min, max, rate, omr, eps) = spec.constants(t);
     match (spec.mode, spec.kind) {
         (Mode::Keras, Kind::Max) => Op::Multiply(clip(n, T::ZERO, max) / (eps + n)),
         (Mode::Keras, Kind::MinMax) => {
@@ -454,13 +462,7 @@ fn reference_op_big<T: Float>(spec: &Spec, n: Big, precision: Precision) -> Op<T
     let mul = |a: Big, b: Big| r(a.mul(b));
     let div = |a: Big, b: Big| r(a.div(b));
     let t = |x: f64| Big::from_f64(T::from_f64(x).to_f64());
-    let (min, max, rate, omr, eps) = (
-        t(spec.min),
-        t(spec.max),
-        t(spec.rate),
-        t(1.0 - spec.rate),
-        t(spec.eps),
-    );
+    let (min, max, rate, omr, eps) = spec.constants(t);
     let one = Big::from_f64(1.0);
     let multiply = |f: Big| {
         if f.is_zero() {
@@ -609,6 +611,19 @@ pub fn assert_norm_ulps<T: Float>(
         );
     }
     distances
+}
+
+/// Rayon pools of 1 to `max` threads, in that order (the order
+/// [`assert_same_for_all_thread_counts`] reads results in).
+pub fn thread_pools(max: usize) -> Vec<rayon::ThreadPool> {
+    (1..=max)
+        .map(|k| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(k)
+                .build()
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Asserts that the (output, norms) of every thread count after the first are those of the

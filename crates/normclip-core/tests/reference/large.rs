@@ -61,14 +61,7 @@ fn results_do_not_depend_on_the_thread_count() {
         (vec![64, 64, 64, 8], axis(&[0, 2])),
         (vec![200_000, 10], axis(&[0])), // narrow rows
     ];
-    let pools: Vec<rayon::ThreadPool> = (1..=3)
-        .map(|k| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(k)
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let pools = thread_pools(3);
     for (shape, axes) in cases {
         let len: usize = shape.iter().product();
         let w = walk(&shape, &axes);
