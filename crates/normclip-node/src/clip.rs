@@ -110,13 +110,13 @@ fn tensors<'v>(views: &'v mut [View<'_>]) -> Vec<TensorMut<'v>> {
         .collect()
 }
 
-/// Reads a list, takes its views (written: `write`), and runs `f` on the tensors.
-/// Reads the list `arrays`, takes its views (disjoint, written) and runs `f` on them, under the
-/// panic guard: the whole of a list call.
-fn on_arrays<T>(
+/// Reads the list `arrays`, takes its views with `access` and runs `f` on them, under the panic
+/// guard: the whole of a list call.
+fn on_list<T>(
     env: &Env,
     arrays: &Unknown,
-    f: impl FnOnce(&mut [TensorMut]) -> Result<T, CoreError>,
+    access: Access,
+    f: impl FnOnce(&mut [View]) -> Result<T, CoreError>,
 ) -> napi::Result<T> {
     guard(env, || {
         let run = || -> Res<T> {
@@ -124,30 +124,31 @@ fn on_arrays<T>(
             let list = read_list(&reading, arrays, "arrays")?;
             let items = list.args();
             let sealed = reading.seal();
-            let mut views = sealed.views(&requests(&items, Access::Write))?;
-            Ok(f(&mut tensors(&mut views))?)
+            let mut views = sealed.views(&requests(&items, access))?;
+            Ok(f(&mut views)?)
         };
         run().or_throw(env)
     })
 }
 
-/// [`on_arrays`] on read-only views: the arrays may share memory (TF's `global_norm([t, t])` is
-/// a norm like any other), which written lists refuse.
+/// [`on_list`] on written views (disjoint: a written list refuses arrays that share memory).
+fn on_arrays<T>(
+    env: &Env,
+    arrays: &Unknown,
+    f: impl FnOnce(&mut [TensorMut]) -> Result<T, CoreError>,
+) -> napi::Result<T> {
+    on_list(env, arrays, Access::Write, |views| f(&mut tensors(views)))
+}
+
+/// [`on_list`] on read-only views: the arrays may share memory (TF's `global_norm([t, t])` is a
+/// norm like any other).
 fn on_arrays_read<T>(
     env: &Env,
     arrays: &Unknown,
     f: impl FnOnce(&[TensorRef]) -> Result<T, CoreError>,
 ) -> napi::Result<T> {
-    guard(env, || {
-        let run = || -> Res<T> {
-            let reading = Reading::begin(env);
-            let list = read_list(&reading, arrays, "arrays")?;
-            let items = list.args();
-            let sealed = reading.seal();
-            let views = sealed.views(&requests(&items, Access::Read))?;
-            Ok(f(&views.iter().map(tensor_ref).collect::<Vec<_>>())?)
-        };
-        run().or_throw(env)
+    on_list(env, arrays, Access::Read, |views| {
+        f(&views.iter().map(tensor_ref).collect::<Vec<_>>())
     })
 }
 
