@@ -40,20 +40,20 @@ pub fn scale(tier: Tier, data: &mut [f32], factor: f32) -> Result<()> {
     Ok(())
 }
 
-/// Both passes over `data` (multiplying it by `factor`): 12 B/element. Returns the sum of squares.
-pub fn two_pass(tier: Tier, data: &mut [f32], factor: f32) -> Result<f32> {
-    let kernels = Kernels::for_tier(tier)?;
+fn both_passes(kernels: &Kernels<f32>, data: &mut [f32], factor: f32) -> f32 {
     let sum = (kernels.probe_sum_squares)(data);
     (kernels.probe_scale)(data, factor);
-    Ok(sum)
+    sum
+}
+
+/// Both passes over `data` (multiplying it by `factor`): 12 B/element. Returns the sum of squares.
+pub fn two_pass(tier: Tier, data: &mut [f32], factor: f32) -> Result<f32> {
+    Ok(both_passes(Kernels::for_tier(tier)?, data, factor))
 }
 
 /// [`two_pass`] with the tier the kernels use.
 pub fn two_pass_probe(data: &mut [f32], factor: f32) -> f32 {
-    let kernels = Kernels::<f32>::active();
-    let sum = (kernels.probe_sum_squares)(data);
-    (kernels.probe_scale)(data, factor);
-    sum
+    both_passes(Kernels::active(), data, factor)
 }
 
 /// Deterministic normal data for benchmarks and instruction counts (splitmix64 + Box-Muller):

@@ -129,15 +129,14 @@ pub fn check_bound(name: &str, value: f64) -> Result<()> {
 /// The p-norm of each tensor, in f64, in one pass over each (in parallel across tensors when
 /// the list is large; the values do not depend on it).
 pub fn tensor_norms(tensors: &[TensorRef], p: NormType) -> Result<Vec<f64>> {
-    let one = |tensor: &TensorRef| -> Result<f64> {
-        Ok(with_data!(*tensor, |data, k| reduce::norm(data, p, k)))
-    };
+    let one =
+        |tensor: &TensorRef| -> f64 { with_data!(*tensor, |data, k| reduce::norm(data, p, k)) };
     let total: usize = tensors.iter().map(TensorRef::len).sum();
-    if tensors.len() > 1 && use_threads(total) {
+    Ok(if tensors.len() > 1 && use_threads(total) {
         tensors.par_iter().map(one).collect()
     } else {
         tensors.iter().map(one).collect()
-    }
+    })
 }
 
 /// TF's `tf.linalg.global_norm`: the L2 norm of all elements of all tensors.
@@ -181,11 +180,7 @@ fn for_chunks<T: Element>(data: &mut [T], f: impl Fn(&mut [T]) + Sync + Send) {
 }
 
 /// Multiplies each tensor by a factor computed for its element type from a value in f64.
-fn scale_each(
-    tensors: &mut [TensorMut],
-    factor32: impl Fn() -> f32,
-    factor64: impl Fn() -> f64,
-) -> Result<()> {
+fn scale_each(tensors: &mut [TensorMut], factor32: impl Fn() -> f32, factor64: impl Fn() -> f64) {
     let (f32_factor, f64_factor) = (factor32(), factor64());
     for tensor in tensors.iter_mut() {
         match tensor {
@@ -193,7 +188,6 @@ fn scale_each(
             TensorMut::F64(data) => scale_by(data, f64_factor, Kernels::<f64>::active()),
         }
     }
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -244,7 +238,7 @@ pub fn clip_by_global_norm(
         tensors,
         || tf_global_scale::<f32>(norm, clip_norm),
         || tf_global_scale::<f64>(norm, clip_norm),
-    )?;
+    );
     Ok(norm)
 }
 
@@ -423,7 +417,8 @@ pub fn clip_grads_with_norm(tensors: &mut [TensorMut], max_norm: f64, total: f64
         )));
     }
     let coef = torch_coefficient(max_norm, total);
-    scale_each(tensors, || coef as f32, || coef)
+    scale_each(tensors, || coef as f32, || coef);
+    Ok(())
 }
 
 /// PyTorch's `clip_grad_norm_(params, max_norm, norm_type, error_if_nonfinite)`: the total norm,
@@ -681,7 +676,7 @@ pub fn clip_update(deltas: &mut [TensorMut], clip_norm: f64) -> Result<UpdateCli
     let clipped = norm > clip_norm;
     if clipped {
         let factor = clip_norm / norm;
-        scale_each(deltas, || factor as f32, || factor)?;
+        scale_each(deltas, || factor as f32, || factor);
     }
     Ok(UpdateClip { norm, clipped })
 }
