@@ -79,14 +79,5 @@ export function ulpDistance(a: number, b: number): number {
   return Math.abs(toOrdered(view.getInt32(0)) - toOrdered(view.getInt32(4)))
 }
 
-/** A seeded PRNG (mulberry32) so failures reproduce. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded PRNG (the demo's mulberry32) so failures reproduce. */
+export { seededRandom as rng } from '../demo/data'

@@ -14,7 +14,7 @@ import * as native from './binding'
 import { copyShape, type FloatArray } from './arrays'
 import { nativeConstraintOf } from './constraints'
 import { describe } from './options'
-import { float32Tensor, isTensor, isVariable, ownedFloat32Data, ownedFloat32DataAsync, type Tensor, type Variable } from './tfjs'
+import { assignFloat32, float32Tensor, isTensor, isVariable, ownedFloat32Data, ownedFloat32DataAsync, type Tensor, type Variable } from './tfjs'
 
 /**
  * What a batch item's constraint may be: a normclip constraint, a `NativeConstraint`, or one of
@@ -92,17 +92,7 @@ function prepare(snapshots: readonly Snapshot[], read: (tensor: Tensor, argument
     const shape = item.value.shape.slice()
     const nativeItem = { array: data, shape, constraint }
     if (item.kind === 'variable') {
-      const variable = item.value as Variable
-      return {
-        nativeItem,
-        finish: () => {
-          const value = float32Tensor(data, shape)
-          variable.assign(value)
-          // assign took its own reference to the data; drop ours so nothing leaks.
-          value.dispose()
-          return variable
-        },
-      }
+      return { nativeItem, finish: () => assignFloat32(item.value as Variable, data, shape) }
     }
     return { nativeItem, finish: () => float32Tensor(data, shape) }
   })

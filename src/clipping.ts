@@ -18,7 +18,7 @@
 import * as native from './binding'
 import type { FloatArray } from './arrays'
 import { describe } from './options'
-import { float32Tensor, isTensor, isVariable, ownedFloat32Data, type Tensor, type Variable } from './tfjs'
+import { assignFloat32, float32Tensor, isTensor, isVariable, ownedFloat32Data, type Tensor, type Variable } from './tfjs'
 
 /** A clippable value: a typed array, or a tfjs tensor (a `tf.Variable` is one too). */
 export type Clippable = FloatArray | Tensor
@@ -56,17 +56,7 @@ function stage(value: unknown, argument: string, tensors: 'copy' | 'assign' | 'r
     const data = ownedFloat32Data(value, argument)
     const shape = [...value.shape]
     if (tensors === 'assign') {
-      const variable = value as Variable
-      return {
-        array: data,
-        shape,
-        finish: () => {
-          const t = float32Tensor(data, shape)
-          variable.assign(t)
-          t.dispose()
-          return variable
-        },
-      }
+      return { array: data, shape, finish: () => assignFloat32(value as Variable, data, shape) }
     }
     return { array: data, shape, finish: () => float32Tensor(data, shape) }
   }

@@ -178,3 +178,12 @@ export function checkFloat32(tensor: Tensor, argument: string): void {
 export function float32Tensor(values: Float32Array, shape: readonly number[]): Tensor {
   return requireTfjs('building a tensor').tensor(values, [...shape], 'float32')
 }
+
+/** Writes `values` (of `shape`) into `variable` and returns it. */
+export function assignFloat32(variable: Variable, values: Float32Array, shape: readonly number[]): Variable {
+  const value = float32Tensor(values, shape)
+  variable.assign(value)
+  // assign took its own reference to the data; drop ours so nothing leaks.
+  value.dispose()
+  return variable
+}

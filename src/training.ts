@@ -43,7 +43,7 @@ import type * as Tf from '@tensorflow/tfjs'
 import { applyBatch, type NativeBatchItem, type NativeConstraint } from './binding'
 import { fastApplyToVariables } from './backends'
 import { nativeConstraintOf } from './constraints'
-import { dataSyncIsFresh, requireTfjs, type TfModule } from './tfjs'
+import { assignFloat32, dataSyncIsFresh, requireTfjs, type TfModule } from './tfjs'
 
 /** What {@link applyConstraints} accepts: a model (any `tf.LayersModel` is a layer), a layer, or a list of layers. */
 export type ConstraintTarget = Tf.layers.Layer | readonly Tf.layers.Layer[]
@@ -138,7 +138,7 @@ export function applyConstraints(target: ConstraintTarget): void {
     const results = plan.nativeWeights.map(readForBatch)
     // Checks every item before writing any: on a bad item nothing has been changed.
     applyBatch(plan.batchItems)
-    plan.nativeWeights.forEach((weight, i) => writeBack(tf, weight, results[i]!))
+    plan.nativeWeights.forEach((weight, i) => assignFloat32(weight.variable, results[i]!, weight.shape))
   }
   for (const { variable, constraint } of plan.tensorWeights) {
     const constrained = tf.tidy(() => constraint.apply(variable))
@@ -343,10 +343,4 @@ function readForBatch(weight: NativeWeight): Float32Array {
   const output = new Float32Array(data.length)
   weight.batchItem.output = output
   return output
-}
-
-function writeBack(tf: TfModule, weight: NativeWeight, values: Float32Array): void {
-  const constrained = tf.tensor(values, weight.shape, 'float32')
-  weight.variable.assign(constrained)
-  constrained.dispose() // the variable holds its own reference to the data
 }
