@@ -1,10 +1,9 @@
 import * as tf from '@tensorflow/tfjs'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { MaxNorm, MinMaxNorm, NonNeg, UnitNorm, checkConstraintAxes, perUnitAxes } from '../src/index'
+import { onCpuBackend } from './support/cpu-backend'
 
-beforeAll(async () => {
-  await tf.setBackend('cpu')
-})
+onCpuBackend()
 
 /** How many norms `axis` gives on `shape` (the product of the axes it does not reduce). */
 function normCount(shape: number[], axis: number | number[]): number {
@@ -127,13 +126,7 @@ describe('checkConstraintAxes', () => {
   it("flags MaxNorm's default axis 0 on a Conv2D kernel, with what to use instead", () => {
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({
-          name: 'conv',
-          inputShape: [28, 28, 1],
-          filters: 32,
-          kernelSize: 3,
-          kernelConstraint: new MaxNorm({ maxValue: 3 }),
-        }),
+        tf.layers.conv2d({ name: 'conv', inputShape: [28, 28, 1], filters: 32, kernelSize: 3, kernelConstraint: new MaxNorm({ maxValue: 3 }) }),
         tf.layers.flatten(),
         tf.layers.dense({ name: 'out', units: 10, kernelConstraint: new MaxNorm({ maxValue: 3 }) }),
       ],

@@ -4,7 +4,7 @@
  * tfjs training loop (fit, fitDataset, trainOnBatch, minimize), serialization and config loading.
  */
 import * as tf from '@tensorflow/tfjs'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   MaxNorm,
   clipByGlobalNorm,
@@ -21,10 +21,9 @@ import {
   tfClipByGlobalNorm,
 } from '../src/index'
 import { rng } from './reference'
+import { onCpuBackend } from './support/cpu-backend'
 
-beforeAll(async () => {
-  await tf.setBackend('cpu')
-})
+onCpuBackend()
 
 function random(n: number, seed: number, scale = 1): Float32Array {
   const next = rng(seed)

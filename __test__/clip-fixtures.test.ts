@@ -7,9 +7,10 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { clipByGlobalNorm, clipByNorm, clipByValue, clipPerExample, globalNorm, withGradientClipping } from '../src/index'
 import { referenceNorms, reducedAxes } from './reference'
+import { onCpuBackend } from './support/cpu-backend'
 
 interface Encoded {
   dtype: 'float32' | 'float64'
@@ -70,9 +71,7 @@ function trueClipByNorm(x: ArrayLike<number>, shape: number[], axes: number[] | 
   return out
 }
 
-beforeAll(async () => {
-  await tf.setBackend('cpu')
-})
+onCpuBackend()
 
 describe('tf.clip_by_norm, clip_by_global_norm, clip_by_value, global_norm (real TensorFlow)', () => {
   const fx = load('clip-tf.json')

@@ -1,31 +1,14 @@
 import * as tf from '@tensorflow/tfjs'
 import { loadKerasFixture, type KerasCase } from './keras-fixtures'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  Constraint,
-  MaxNorm,
-  MinMaxNorm,
-  NonNeg,
-  RadialConstraint,
-  UnitNorm,
-  applyBatch,
-  applyBatchAsync,
-  deserialize,
-  get,
-  maxNorm,
-  minMaxNorm,
-  nonNeg,
-  radialConstraint,
-  unitNorm,
-  type Keras2Dict,
-} from '../src/index'
+import { Constraint, MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm } from '../src/index'
+import { applyBatch, applyBatchAsync, deserialize, get, maxNorm, minMaxNorm, nonNeg, radialConstraint, unitNorm, type Keras2Dict } from '../src/index'
 import { nativeConstraintOf } from '../src/constraints'
 import { NativeConstraint } from '../src/binding'
 import { referenceApply, rng, ulpDistance } from './reference'
+import { onCpuBackend } from './support/cpu-backend'
 
-beforeAll(async () => {
-  await tf.setBackend('cpu')
-})
+onCpuBackend()
 
 let tensorsAtStart = 0
 afterEach(() => {

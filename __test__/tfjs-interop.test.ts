@@ -4,23 +4,12 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import * as tf from '@tensorflow/tfjs'
 import '@tensorflow/tfjs-backend-wasm'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import {
-  Constraint,
-  MaxNorm,
-  MinMaxNorm,
-  NonNeg,
-  RadialConstraint,
-  UnitNorm,
-  checkConstraintAxes,
-  restoreTfjsConstraints,
-  serialize,
-  useNativeConstraints,
-} from '../src/index'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Constraint, MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm } from '../src/index'
+import { checkConstraintAxes, restoreTfjsConstraints, serialize, useNativeConstraints } from '../src/index'
+import { onCpuBackend } from './support/cpu-backend'
 
-beforeAll(async () => {
-  await tf.setBackend('cpu')
-})
+onCpuBackend()
 
 afterEach(() => {
   restoreTfjsConstraints()
@@ -28,7 +17,15 @@ afterEach(() => {
 
 /** A Keras 2 (tf.keras 2.15) Sequential model config, as `model.to_json()` writes it. */
 function kerasModelJson(): object {
-  const initializer = { class_name: 'GlorotUniform', config: { seed: null } }
+  // What Keras writes for every layer with a kernel and a bias, in its key order.
+  const weighted = {
+    use_bias: true,
+    kernel_initializer: { class_name: 'GlorotUniform', config: { seed: null } },
+    bias_initializer: { class_name: 'Zeros', config: {} },
+    kernel_regularizer: null,
+    bias_regularizer: null,
+    activity_regularizer: null,
+  }
   return {
     class_name: 'Sequential',
     config: {
@@ -52,12 +49,7 @@ function kerasModelJson(): object {
             dilation_rate: [1, 1],
             groups: 1,
             activation: 'relu',
-            use_bias: true,
-            kernel_initializer: initializer,
-            bias_initializer: { class_name: 'Zeros', config: {} },
-            kernel_regularizer: null,
-            bias_regularizer: null,
-            activity_regularizer: null,
+            ...weighted,
             kernel_constraint: { class_name: 'MaxNorm', config: { max_value: 3.0, axis: [0, 1, 2] } },
             bias_constraint: null,
           },
@@ -71,12 +63,7 @@ function kerasModelJson(): object {
             dtype: 'float32',
             units: 2,
             activation: 'softmax',
-            use_bias: true,
-            kernel_initializer: initializer,
-            bias_initializer: { class_name: 'Zeros', config: {} },
-            kernel_regularizer: null,
-            bias_regularizer: null,
-            activity_regularizer: null,
+            ...weighted,
             kernel_constraint: { class_name: 'MinMaxNorm', config: { min_value: 0.5, max_value: 1.0, rate: 1.0, axis: 0 } },
             bias_constraint: { class_name: 'NonNeg', config: {} },
           },
@@ -156,14 +143,10 @@ describe('normclip constraints inside tfjs layers', () => {
   })
 
   it('model.save / tf.loadLayersModel keeps the constraints, with their options', async () => {
+    const kernelConstraint = new MaxNorm({ maxValue: 2, axis: [0, 1, 2], mode: 'projection' })
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({
-          inputShape: [6, 6, 2],
-          filters: 3,
-          kernelSize: 3,
-          kernelConstraint: new MaxNorm({ maxValue: 2, axis: [0, 1, 2], mode: 'projection' }),
-        }),
+        tf.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, kernelConstraint }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 2, kernelConstraint: new MinMaxNorm({ minValue: 0.5, max_value: 1.5, rate: 0.5 }) }),
       ],

@@ -7,20 +7,22 @@
  * checks below can fail.
  */
 import * as tf from '@tensorflow/tfjs'
-import { beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { MaxNorm, MinMaxNorm, NonNeg, RadialConstraint, UnitNorm, applyConstraints, constraintCallback } from '../src/index'
 import { referenceNorms, rng, type Axis } from './reference'
+import { onCpuBackend } from './support/cpu-backend'
 
 /** f32 rounding of a norm computed from f32 values: far below this relative slack. */
 const REL_TOL = 1e-6
 
-beforeAll(async () => {
-  await tf.setBackend('cpu')
-})
+onCpuBackend()
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
+
+/** Seeded Glorot-uniform weights: the same model on every run. */
+const glorot = (seed: number) => tf.initializers.glorotUniform({ seed })
 
 /** Deterministic inputs in [-scale, scale). */
 function randomTensor(shape: number[], seed: number, scale = 1): tf.Tensor {
@@ -70,6 +72,11 @@ function afterEveryBatch(check: () => void): tf.Callback {
   })()
 }
 
+/** `fit` without shuffling or logs, `check` after every batch, and normclip's callback before it when asked. */
+async function fitChecked(model: tf.LayersModel, x: tf.Tensor, y: tf.Tensor, epochs: number, batchSize: number, withNormclip: boolean, check: tf.Callback) {
+  await model.fit(x, y, { epochs, batchSize, shuffle: false, verbose: 0, callbacks: withNormclip ? [constraintCallback(), check] : [check] })
+}
+
 /** Overwrites a variable directly (setWeights would apply tfjs' constraint on the way). */
 function assignRaw(weight: tf.LayerVariable, values: tf.Tensor): void {
   ;(weight.read() as tf.Variable).assign(values)
@@ -89,14 +96,14 @@ describe('fit', () => {
           inputShape: [8],
           units: 16,
           activation: 'relu',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+          kernelInitializer: glorot(1),
           kernelConstraint: new MaxNorm({ maxValue: BOUND }),
           biasConstraint: tf.constraints.nonNeg(),
         }),
         tf.layers.dense({
           units: 2,
           activation: 'softmax',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+          kernelInitializer: glorot(2),
           kernelConstraint: tf.constraints.maxNorm({ maxValue: BOUND }),
         }),
       ],
@@ -198,13 +205,13 @@ describe('fitDataset', () => {
           inputShape: [6],
           units: 8,
           activation: 'tanh',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+          kernelInitializer: glorot(3),
           kernelConstraint: tf.constraints.unitNorm({ axis: 0 }),
         }),
         tf.layers.dense({
           units: 2,
           activation: 'softmax',
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }),
+          kernelInitializer: glorot(4),
           kernelConstraint: tf.constraints.minMaxNorm({ minValue: 0.5, maxValue: 1, rate: 1 }),
         }),
       ],
@@ -259,14 +266,7 @@ describe('trainOnBatch + applyConstraints', () => {
 
   function model(): tf.Sequential {
     const m = tf.sequential({
-      layers: [
-        tf.layers.dense({
-          inputShape: [5],
-          units: 4,
-          kernelInitializer: tf.initializers.glorotUniform({ seed: 7 }),
-          kernelConstraint: tf.constraints.maxNorm({ maxValue: BOUND }),
-        }),
-      ],
+      layers: [tf.layers.dense({ inputShape: [5], units: 4, kernelInitializer: glorot(7), kernelConstraint: tf.constraints.maxNorm({ maxValue: BOUND }) })],
     })
     m.compile({ optimizer: tf.train.sgd(1), loss: 'meanSquaredError' })
     return m
@@ -455,14 +455,14 @@ describe('constrained weights of every layer kind', () => {
       })
       const lstm = tf.layers.lstm({
         units: 4,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: 9 }),
+        kernelInitializer: glorot(9),
         recurrentInitializer: tf.initializers.orthogonal({ seed: 10 }),
         kernelConstraint: new MaxNorm({ maxValue: 0.8 }),
         recurrentConstraint: tf.constraints.maxNorm({ maxValue: 0.8 }),
         biasConstraint: tf.constraints.nonNeg(),
         biasInitializer: tf.initializers.zeros(),
       })
-      const head = tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 11 }) })
+      const head = tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: glorot(11) })
       const m = tf.sequential({ layers: [embedding, lstm, head] })
       m.compile({ optimizer: tf.train.adam(0.2), loss: 'categoricalCrossentropy' })
       return { m, embedding, lstm }
@@ -489,13 +489,7 @@ describe('constrained weights of every layer kind', () => {
         worst.recurrent = Math.max(worst.recurrent, maxSliceNorm(weightOf(lstm, 'recurrent_kernel'), 0))
         worst.bias = Math.min(worst.bias, ...weightOf(lstm, 'bias').read().dataSync())
       })
-      await m.fit(x, y, {
-        epochs: 3,
-        batchSize: 8,
-        shuffle: false,
-        verbose: 0,
-        callbacks: withNormclip ? [constraintCallback(), check] : [check],
-      })
+      await fitChecked(m, x, y, 3, 8, withNormclip, check)
       if (withNormclip) {
         expect(worst.embedding).toBeLessThanOrEqual(0.6 * (1 + REL_TOL))
         expect(worst.kernel).toBeLessThanOrEqual(0.8 * (1 + REL_TOL))
@@ -521,7 +515,7 @@ describe('constrained weights of every layer kind', () => {
         units: 3,
         inputShape: [4, 2],
         activation: 'linear',
-        kernelInitializer: tf.initializers.glorotUniform({ seed: 18 }),
+        kernelInitializer: glorot(18),
         recurrentInitializer: tf.initializers.orthogonal({ seed: 19 }),
         recurrentConstraint: tf.constraints.unitNorm({ axis: 0 }),
       })
@@ -531,13 +525,7 @@ describe('constrained weights of every layer kind', () => {
       const check = afterEveryBatch(() => {
         for (const n of sliceNorms(weightOf(rnn, 'recurrent_kernel'), 0)) deviation = Math.max(deviation, Math.abs(n - 1))
       })
-      await m.fit(x, y, {
-        epochs: 2,
-        batchSize: 4,
-        shuffle: false,
-        verbose: 0,
-        callbacks: withNormclip ? [constraintCallback(), check] : [check],
-      })
+      await fitChecked(m, x, y, 2, 4, withNormclip, check)
       if (withNormclip) expect(deviation).toBeLessThanOrEqual(REL_TOL)
       else expect(deviation).toBeGreaterThan(0.01)
       m.dispose()
@@ -575,14 +563,14 @@ describe('constrained weights of every layer kind', () => {
       filters: 4,
       kernelSize: 3,
       inputShape: [6, 6, 2],
-      kernelInitializer: tf.initializers.glorotUniform({ seed: 12 }),
+      kernelInitializer: glorot(12),
       kernelConstraint: new MaxNorm({ maxValue: 0.5, axis: [0, 1, 2] }),
     })
     const separable = tf.layers.separableConv2d({
       filters: 3,
       kernelSize: 2,
-      depthwiseInitializer: tf.initializers.glorotUniform({ seed: 14 }),
-      pointwiseInitializer: tf.initializers.glorotUniform({ seed: 15 }),
+      depthwiseInitializer: glorot(14),
+      pointwiseInitializer: glorot(15),
       depthwiseConstraint: tf.constraints.maxNorm({ maxValue: 0.4, axis: [0, 1] as unknown as number }),
       pointwiseConstraint: tf.constraints.maxNorm({ maxValue: 0.4, axis: [0, 1, 2] as unknown as number }),
     })
@@ -593,7 +581,7 @@ describe('constrained weights of every layer kind', () => {
     // The convolutional part is a model of its own, used as a layer of the outer model.
     const features = tf.sequential({ layers: [conv, separable, norm, tf.layers.flatten()] })
     const outer = tf.sequential({
-      layers: [features, tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 16 }) })],
+      layers: [features, tf.layers.dense({ units: 2, activation: 'softmax', kernelInitializer: glorot(16) })],
     })
     outer.compile({ optimizer: tf.train.sgd(2), loss: 'categoricalCrossentropy' })
     const x = randomTensor([16, 6, 6, 2], 91, 3)
@@ -606,7 +594,7 @@ describe('constrained weights of every layer kind', () => {
       for (const g of weightOf(norm, 'gamma').read().dataSync()) expect(Math.abs(g)).toBeLessThanOrEqual(0.9 * (1 + REL_TOL))
       for (const b of weightOf(norm, 'beta').read().dataSync()) expect(b).toBeGreaterThanOrEqual(0)
     })
-    await outer.fit(x, y, { epochs: 2, batchSize: 8, shuffle: false, verbose: 0, callbacks: [constraintCallback(), check] })
+    await fitChecked(outer, x, y, 2, 8, true, check)
     // The conv kernel did bind (so the check above was not vacuous).
     expect(maxSliceNorm(weightOf(conv, 'kernel'), [0, 1, 2])).toBeGreaterThan(0.5 * 0.99)
     tf.dispose([x, y])
@@ -660,13 +648,13 @@ describe('user-defined constraints', () => {
       const custom = tf.layers.dense({
         inputShape: [8],
         units: 5,
-        kernelInitializer: tf.initializers.glorotUniform({ seed: 13 }),
+        kernelInitializer: glorot(13),
         kernelConstraint: new ClipValues(0.05),
       })
       const native = tf.layers.dense({
         units: 2,
         activation: 'softmax',
-        kernelInitializer: tf.initializers.glorotUniform({ seed: 17 }),
+        kernelInitializer: glorot(17),
         kernelConstraint: tf.constraints.maxNorm({ maxValue: 0.5 }),
       })
       const m = tf.sequential({ layers: [custom, native] })
