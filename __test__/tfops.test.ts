@@ -64,6 +64,16 @@ function twinModels(tf: typeof Tf): [Tf.Sequential, Tf.Sequential] {
 
 const weightBits = (model: Tf.LayersModel) => model.getWeights().map((w) => bits(w.dataSync()))
 
+/** `body` run with the `path` fast path off (through the copy path), then the path back on. */
+function withoutFastPath<T>(path: 'tfjsNode' | 'wasm', body: () => T): T {
+  setFastPaths({ [path]: false })
+  try {
+    return body()
+  } finally {
+    setFastPaths({ [path]: true })
+  }
+}
+
 /** Constraints × shapes covering every kind, both modes, leading, trailing, all and no axes. */
 const cases: { name: string; constraint: NativeBackedConstraint; shape: number[] }[] = [
   { name: 'MaxNorm Dense axis 0', constraint: new MaxNorm({ maxValue: 1 }), shape: [37, 19] },
@@ -127,9 +137,7 @@ describe.skipIf(!status.available && !required)(`tfjs-node: normclip's TensorFlo
     const values = weights(784 * 64, 5)
     const x = tf.tensor(values, shape)
     const c = new MaxNorm({ maxValue: 1 })
-    setFastPaths({ tfjsNode: false })
-    const slow = c.apply(x)
-    setFastPaths({ tfjsNode: true })
+    const slow = withoutFastPath('tfjsNode', () => c.apply(x))
     const fast = fastApply(x, c.native)!
     expect(bits(fast.dataSync())).toEqual(bits(slow.dataSync()))
     tf.dispose([x, slow, fast])
@@ -243,9 +251,7 @@ describe.skipIf(!status.available && !required)(`tfjs-node: normclip's TensorFlo
     const before = tf.memory().numTensors
     applyConstraints(fast)
     expect(native.tfOpsOutputCounts().copied - counts.copied, 'one output per constrained weight, one op call').toBe(3)
-    setFastPaths({ tfjsNode: false })
-    applyConstraints(slow)
-    setFastPaths({ tfjsNode: true })
+    withoutFastPath('tfjsNode', () => applyConstraints(slow))
     expect(weightBits(fast)).toEqual(weightBits(slow))
     expect(tf.memory().numTensors).toBe(before)
     // MaxNorm.apply itself.
@@ -416,9 +422,7 @@ describe('tfjs wasm: views of the wasm heap', () => {
       fast.trainableWeights.map((w) => offset(w.read())),
       'constrained in place',
     ).toEqual(where)
-    setFastPaths({ wasm: false })
-    applyConstraints(slow)
-    setFastPaths({ wasm: true })
+    withoutFastPath('wasm', () => applyConstraints(slow))
     expect(weightBits(fast)).toEqual(weightBits(slow))
     expect(tf.memory().numTensors).toBe(before)
     const kernel = fast.layers[1]!.getWeights()[0]!
