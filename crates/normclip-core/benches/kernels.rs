@@ -22,77 +22,40 @@ use std::time::{Duration, Instant};
 
 use normclip_core::{Axes, Constraint, Mode, Tier};
 
+/// A benchmark case: a shape and the axes its norms are taken along (`None`: all of them).
 struct Case {
     shape: &'static [usize],
-    axes: &'static [i64],
-    all: bool,
+    axes: Option<&'static [i64]>,
+}
+
+const fn case(shape: &'static [usize], axes: Option<&'static [i64]>) -> Case {
+    Case { shape, axes }
 }
 
 const CASES: &[Case] = &[
-    Case {
-        shape: &[512, 512],
-        axes: &[0],
-        all: false,
-    },
-    Case {
-        shape: &[784, 512],
-        axes: &[0],
-        all: false,
-    },
-    Case {
-        shape: &[3, 3, 256, 256],
-        axes: &[0, 1, 2],
-        all: false,
-    },
-    Case {
-        shape: &[4096, 4096],
-        axes: &[0],
-        all: false,
-    },
-    Case {
-        shape: &[1 << 24],
-        axes: &[],
-        all: true,
-    },
-    Case {
-        shape: &[4096, 4096],
-        axes: &[-1],
-        all: false,
-    },
-    Case {
-        shape: &[100_000, 10],
-        axes: &[0],
-        all: false,
-    },
-    Case {
-        shape: &[64, 64],
-        axes: &[0],
-        all: false,
-    },
-    Case {
-        shape: &[16],
-        axes: &[0],
-        all: false,
-    },
+    case(&[512, 512], Some(&[0])),
+    case(&[784, 512], Some(&[0])),
+    case(&[3, 3, 256, 256], Some(&[0, 1, 2])),
+    case(&[4096, 4096], Some(&[0])),
+    case(&[1 << 24], None),
+    case(&[4096, 4096], Some(&[-1])),
+    case(&[100_000, 10], Some(&[0])),
+    case(&[64, 64], Some(&[0])),
+    case(&[16], Some(&[0])),
 ];
 
 impl Case {
     fn axes(&self) -> Axes {
-        if self.all {
-            Axes::All
-        } else {
-            Axes::List(self.axes.to_vec())
-        }
+        self.axes
+            .map_or(Axes::All, |axes| Axes::List(axes.to_vec()))
     }
 
     fn label(&self) -> String {
         let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
-        let axes = if self.all {
-            "null".to_string()
-        } else if self.axes.len() == 1 {
-            self.axes[0].to_string()
-        } else {
-            format!("{:?}", self.axes).replace(' ', "")
+        let axes = match self.axes {
+            None => "null".to_string(),
+            Some([axis]) => axis.to_string(),
+            Some(axes) => format!("{axes:?}").replace(' ', ""),
         };
         format!("[{}], {axes}", dims.join(","))
     }

@@ -12,7 +12,6 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, ValueType};
 use napi_derive::napi;
 use normclip_core::clip::{self, Bounds, NormType, PerExampleStyle, TensorMut, TensorRef};
-use normclip_core::layout::MAX_RANK;
 use normclip_core::{Axes, Error as CoreError, FloatsMut};
 
 use crate::errors::{guard, Failure, OrThrow, Res};
@@ -397,31 +396,20 @@ fn read_axes(reading: &Reading, value: &Unknown) -> Res<Axes> {
         Some(ValueType::Null) | Some(ValueType::Undefined) => return Ok(Axes::All),
         _ => {}
     }
-    let count = reading.array_length(value).ok_or_else(|| {
-        Failure::type_error(format!(
-            "axes: expected null or an array of integers, got {}",
-            describe(value)
-        ))
-    })?;
-    if count > MAX_RANK as u32 {
-        return Err(Failure::range(format!(
-            "axes: expected at most {MAX_RANK} axes, got {count}"
-        )));
-    }
-    let mut axes = Vec::with_capacity(count as usize);
-    for index in 0..count {
-        let element = reading.element(value, index)?;
-        let axis = match (element.get_type().ok(), number(&element)) {
-            (Some(ValueType::Number), Some(n)) if n.fract() == 0.0 && n.abs() <= 1e9 => n as i64,
-            _ => {
-                return Err(Failure::type_error(format!(
-                    "axes: expected integers, got {} at index {index}",
-                    describe(&element)
-                )))
+    let axes = reading.rank_list(
+        value,
+        &"axes",
+        ("null or an array of integers", "axes"),
+        |element, index| match (element.get_type().ok(), number(element)) {
+            (Some(ValueType::Number), Some(n)) if n.fract() == 0.0 && n.abs() <= 1e9 => {
+                Ok(n as i64)
             }
-        };
-        axes.push(axis);
-    }
+            _ => Err(Failure::type_error(format!(
+                "axes: expected integers, got {} at index {index}",
+                describe(element)
+            ))),
+        },
+    )?;
     Ok(Axes::List(axes))
 }
 

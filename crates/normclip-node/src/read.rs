@@ -219,34 +219,25 @@ impl<'env> Reading<'env> {
     /// A shape: an Array of non-negative integers (each element read once), at most
     /// [`MAX_RANK`] of them, whose product fits in memory.
     pub fn shape(&self, value: &Unknown, arg: Arg<'_>) -> Res<Shape> {
-        let expected = || {
-            CoreError::type_error(format!(
-                "{arg}: expected an array of non-negative integers, got {}",
-                describe(value)
-            ))
-        };
-        let rank = self.array_length(value).ok_or_else(expected)?;
-        if rank > MAX_RANK as u32 {
-            return Err(Failure::range(format!(
-                "{arg}: expected at most {MAX_RANK} dimensions, got {rank}"
-            )));
-        }
-        let mut dims = Vec::with_capacity(rank as usize);
-        for index in 0..rank {
-            let element = self.element(value, index)?;
-            let Some(dim) = number(&element) else {
-                return Err(Failure::type_error(format!(
-                    "{arg}: expected non-negative integers, got {} at index {index}",
-                    describe(&element)
-                )));
-            };
-            if !(dim >= 0.0 && dim.fract() == 0.0 && dim <= MAX_SAFE_INTEGER) {
-                return Err(Failure::range(format!(
-                    "{arg}: expected non-negative integers, got {dim} at index {index}"
-                )));
-            }
-            dims.push(dim as usize);
-        }
+        let dims = self.rank_list(
+            value,
+            &arg,
+            ("an array of non-negative integers", "dimensions"),
+            |element, index| {
+                let Some(dim) = number(element) else {
+                    return Err(Failure::type_error(format!(
+                        "{arg}: expected non-negative integers, got {} at index {index}",
+                        describe(element)
+                    )));
+                };
+                if !(dim >= 0.0 && dim.fract() == 0.0 && dim <= MAX_SAFE_INTEGER) {
+                    return Err(Failure::range(format!(
+                        "{arg}: expected non-negative integers, got {dim} at index {index}"
+                    )));
+                }
+                Ok(dim as usize)
+            },
+        )?;
         Ok(Shape::new(dims).map_err(|error| CoreError {
             message: error.message.replacen("shape", &arg.to_string(), 1),
             ..error
@@ -329,29 +320,21 @@ impl<'env> Reading<'env> {
         if let Some(axis) = number(value) {
             return Ok(Axes::List(vec![axis_integer(axis, "axis")?]));
         }
-        let Some(count) = self.array_length(value) else {
-            return Err(Failure::type_error(format!(
-                "axis: expected an integer, an array of integers or null, got {}",
-                describe(value)
-            )));
-        };
-        if count > MAX_RANK as u32 {
-            return Err(Failure::range(format!(
-                "axis: expected at most {MAX_RANK} axes, got {count}"
-            )));
-        }
-        let mut axes = Vec::with_capacity(count as usize);
-        for index in 0..count {
-            let name = format!("axis[{index}]");
-            let element = self.element(value, index)?;
-            let axis = number(&element).ok_or_else(|| {
-                CoreError::type_error(format!(
-                    "{name}: expected an integer, got {}",
-                    describe(&element)
-                ))
-            })?;
-            axes.push(axis_integer(axis, &name)?);
-        }
+        let axes = self.rank_list(
+            value,
+            &"axis",
+            ("an integer, an array of integers or null", "axes"),
+            |element, index| {
+                let name = format!("axis[{index}]");
+                let axis = number(element).ok_or_else(|| {
+                    CoreError::type_error(format!(
+                        "{name}: expected an integer, got {}",
+                        describe(element)
+                    ))
+                })?;
+                Ok(axis_integer(axis, &name)?)
+            },
+        )?;
         Ok(Axes::List(axes))
     }
 
@@ -408,6 +391,33 @@ impl<'env> Reading<'env> {
         let status =
             unsafe { sys::napi_get_array_length(self.raw_env(), value.raw(), &mut length) };
         (status == sys::Status::napi_ok).then_some(length)
+    }
+
+    /// The items of an Array of at most [`MAX_RANK`] (a shape's dimensions, a list of axes): its
+    /// length read once, each element once, converted by `each` (given the element and its
+    /// index). Anything but an Array is a TypeError saying what `arg` should be (`expected`);
+    /// `noun` names the items in the message for a list that is too long.
+    pub fn rank_list<T>(
+        &self,
+        value: &Unknown,
+        arg: &dyn fmt::Display,
+        (expected, noun): (&str, &str),
+        mut each: impl FnMut(&Unknown, u32) -> Res<T>,
+    ) -> Res<Vec<T>> {
+        let count = self.array_length(value).ok_or_else(|| {
+            Failure::type_error(format!(
+                "{arg}: expected {expected}, got {}",
+                describe(value)
+            ))
+        })?;
+        if count > MAX_RANK as u32 {
+            return Err(Failure::range(format!(
+                "{arg}: expected at most {MAX_RANK} {noun}, got {count}"
+            )));
+        }
+        (0..count)
+            .map(|index| each(&self.element(value, index)?, index))
+            .collect()
     }
 
     /// `array[index]` (which can run a getter).

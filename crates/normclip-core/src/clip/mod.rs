@@ -289,14 +289,15 @@ pub fn clip_by_norm<T: Element>(
     if any_wide {
         // Rare (see `is_wide`): the whole tensor by the slow walk, those slices in f64 as
         // `x · (c / max(n, c))`, the others with TF's formula.
-        for_each_element_mut(data, &plan, |x, slice| {
+        let len = data.len();
+        for (x, slice) in data.iter_mut().zip(reduce::slice_of_each(&plan, len)) {
             let n = norms[slice];
             *x = if is_wide::<T>(n, clip_norm) {
                 T::from_f64(x.to_f64() * (clip_norm / n.max(clip_norm)))
             } else {
                 (*x * c) / divisors[slice]
             };
-        });
+        }
         return Ok(());
     }
     let group_len = plan.group_len();
@@ -340,29 +341,6 @@ fn is_wide<T: Element>(norm: f64, clip_norm: f64) -> bool {
         9.332636185032189e-302 // 2^-1000
     };
     T::from_f64(norm * clip_norm.max(1.0)).is_infinite() || norm.max(clip_norm) * clip_norm < tiny
-}
-
-/// Calls `f(&mut x, slice)` for every element in memory order: the slow, general walk.
-fn for_each_element_mut<T: Element>(data: &mut [T], plan: &Plan, mut f: impl FnMut(&mut T, usize)) {
-    let group_len = plan.group_len();
-    if data.is_empty() || group_len == 0 {
-        return;
-    }
-    for (group, block) in data.chunks_exact_mut(group_len).enumerate() {
-        let base = plan.group_base(group);
-        match plan.inner {
-            Inner::Columns { cols, .. } => {
-                for (offset, x) in block.iter_mut().enumerate() {
-                    f(x, base + offset % cols);
-                }
-            }
-            Inner::Runs { run_len, .. } => {
-                for (offset, x) in block.iter_mut().enumerate() {
-                    f(x, base + offset / run_len);
-                }
-            }
-        }
-    }
 }
 
 fn for_chunks_rows<T: Element>(data: &mut [T], task: usize, f: impl Fn(&mut [T]) + Sync + Send) {

@@ -204,21 +204,21 @@ pub fn slice_l2_norms<T: Element>(data: &[T], plan: &Plan, k: &Kernels<T>, norms
 fn exact_slice_norms<T: Element>(data: &[T], plan: &Plan, suspects: &[bool], norms: &mut [f64]) {
     let mut max = vec![0.0f64; plan.slices];
     let mut nan = vec![false; plan.slices];
-    for_each_element(data, plan, |x, slice| {
+    for (&x, slice) in data.iter().zip(slice_of_each(plan, data.len())) {
         if suspects[slice] {
             let a = x.to_f64().abs();
             nan[slice] |= a.is_nan();
             max[slice] = max[slice].max(a);
         }
-    });
+    }
     let mut scaled = vec![0.0f64; plan.slices];
-    for_each_element(data, plan, |x, slice| {
+    for (&x, slice) in data.iter().zip(slice_of_each(plan, data.len())) {
         let m = max[slice];
         if suspects[slice] && m > 0.0 && m < f64::INFINITY {
             let r = x.to_f64() / m;
             scaled[slice] += r * r;
         }
-    });
+    }
     for slice in 0..plan.slices {
         if suspects[slice] {
             let m = max[slice];
@@ -233,25 +233,16 @@ fn exact_slice_norms<T: Element>(data: &[T], plan: &Plan, suspects: &[bool], nor
     }
 }
 
-/// Calls `f(x, slice)` for every element in memory order: the slow, general walk.
-pub(super) fn for_each_element<T: Element>(data: &[T], plan: &Plan, mut f: impl FnMut(T, usize)) {
+/// The slice of each element, in memory order: the slow, general walk, zipped with the data
+/// (rare paths only: it works out every element's slice on its own).
+pub(super) fn slice_of_each(plan: &Plan, len: usize) -> impl Iterator<Item = usize> + '_ {
     let group_len = plan.group_len();
-    if data.is_empty() || group_len == 0 {
-        return;
-    }
-    for (group, block) in data.chunks_exact(group_len).enumerate() {
+    let groups = len.checked_div(group_len).unwrap_or(0);
+    (0..groups).flat_map(move |group| {
         let base = plan.group_base(group);
-        match plan.inner {
-            Inner::Columns { cols, .. } => {
-                for (offset, &x) in block.iter().enumerate() {
-                    f(x, base + offset % cols);
-                }
-            }
-            Inner::Runs { run_len, .. } => {
-                for (offset, &x) in block.iter().enumerate() {
-                    f(x, base + offset / run_len);
-                }
-            }
-        }
-    }
+        (0..group_len).map(move |offset| match plan.inner {
+            Inner::Columns { cols, .. } => base + offset % cols,
+            Inner::Runs { run_len, .. } => base + offset / run_len,
+        })
+    })
 }

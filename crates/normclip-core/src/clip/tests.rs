@@ -148,11 +148,9 @@ fn clip_by_norm_is_tf_formula_given_the_norm() {
             // Reference: per slice via the plan's slice index of each element.
             let plan = Plan::new(&shape, &axes).unwrap();
             let mut members: Vec<Vec<usize>> = vec![Vec::new(); plan.slices];
-            let mut index = 0;
-            reduce::for_each_element(&x, &plan, |_, slice| {
+            for (index, slice) in reduce::slice_of_each(&plan, x.len()).enumerate() {
                 members[slice].push(index);
-                index += 1;
-            });
+            }
             for m in &members {
                 let vals: Vec<f32> = m.iter().map(|&i| x[i]).collect();
                 let norm = ref_norm(&vals.iter().map(|&v| v as f64).collect::<Vec<_>>());
