@@ -10,16 +10,32 @@
 use std::cmp::Ordering;
 
 /// The precision facts of an element type.
-pub trait Format: Copy {
+pub trait Format: Copy + std::ops::Neg<Output = Self> {
     /// Significant bits (24, 53).
     const PRECISION: i64;
     /// Exponent of the largest binade (127, 1023).
     const MAX_EXPONENT: i64;
     /// Exponent of the smallest subnormal (-149, -1074).
     const SUBNORMAL_EXPONENT: i64;
+    const INFINITY: Self;
     /// The value `mantissa · 2^exponent`, exactly representable in this type.
-    fn compose(negative: bool, mantissa: u64, exponent: i64) -> Self;
-    fn infinity(negative: bool) -> Self;
+    fn magnitude(mantissa: u64, exponent: i64) -> Self;
+
+    /// `±mantissa · 2^exponent`.
+    fn compose(negative: bool, mantissa: u64, exponent: i64) -> Self {
+        signed(negative, Self::magnitude(mantissa, exponent))
+    }
+    fn infinity(negative: bool) -> Self {
+        signed(negative, Self::INFINITY)
+    }
+}
+
+fn signed<T: Format>(negative: bool, value: T) -> T {
+    if negative {
+        -value
+    } else {
+        value
+    }
 }
 
 /// `m · 2^e` as an exact f64 (the caller guarantees it is representable, subnormals included).
@@ -47,20 +63,9 @@ impl Format for f32 {
     const PRECISION: i64 = 24;
     const MAX_EXPONENT: i64 = 127;
     const SUBNORMAL_EXPONENT: i64 = -149;
-    fn compose(negative: bool, mantissa: u64, exponent: i64) -> f32 {
-        let v = f64_from_parts(mantissa, exponent) as f32; // exact
-        if negative {
-            -v
-        } else {
-            v
-        }
-    }
-    fn infinity(negative: bool) -> f32 {
-        if negative {
-            f32::NEG_INFINITY
-        } else {
-            f32::INFINITY
-        }
+    const INFINITY: f32 = f32::INFINITY;
+    fn magnitude(mantissa: u64, exponent: i64) -> f32 {
+        f64_from_parts(mantissa, exponent) as f32 // exact
     }
 }
 
@@ -68,26 +73,15 @@ impl Format for f64 {
     const PRECISION: i64 = 53;
     const MAX_EXPONENT: i64 = 1023;
     const SUBNORMAL_EXPONENT: i64 = -1074;
-    fn compose(negative: bool, mantissa: u64, exponent: i64) -> f64 {
+    const INFINITY: f64 = f64::INFINITY;
+    fn magnitude(mantissa: u64, exponent: i64) -> f64 {
         // Stepping down by 1000 could round in the subnormal range: go through the smallest
         // subnormal's units instead when the result is that small.
-        let v = if exponent < -1022 && mantissa != 0 {
+        if exponent < -1022 && mantissa != 0 {
             let units = mantissa as f64 * 2f64.powi((exponent + 1074) as i32); // exact integer
             units * f64::from_bits(1)
         } else {
             f64_from_parts(mantissa, exponent)
-        };
-        if negative {
-            -v
-        } else {
-            v
-        }
-    }
-    fn infinity(negative: bool) -> f64 {
-        if negative {
-            f64::NEG_INFINITY
-        } else {
-            f64::INFINITY
         }
     }
 }
@@ -197,13 +191,16 @@ impl ExactSum {
         self.add_shifted(square, (2 * e + 2148) as usize);
     }
 
-    fn add_shifted(&mut self, value: u128, shift: usize) {
+    /// `value · 2^shift` as limbs, and the index of the first (room made for all of them).
+    fn placed(&mut self, value: u128, shift: usize) -> (usize, [u64; 3]) {
         let limb = shift / 64;
-        let offset = shift % 64;
-        let parts = spread(value, offset);
         self.ensure(limb, limb + 3);
+        (limb - self.low, spread(value, shift % 64))
+    }
+
+    fn add_shifted(&mut self, value: u128, shift: usize) {
+        let (mut i, parts) = self.placed(value, shift);
         let mut carry = 0u128;
-        let mut i = limb - self.low;
         for part in parts {
             let sum = self.limbs[i] as u128 + part as u128 + carry;
             self.limbs[i] = sum as u64;
@@ -223,12 +220,8 @@ impl ExactSum {
 
     /// Subtracts `value · 2^shift` (which must not exceed the integer).
     fn sub_shifted(&mut self, value: u128, shift: usize) {
-        let limb = shift / 64;
-        let offset = shift % 64;
-        let parts = spread(value, offset);
-        self.ensure(limb, limb + 3);
+        let (mut i, parts) = self.placed(value, shift);
         let mut borrow = 0i128;
-        let mut i = limb - self.low;
         for part in parts {
             let diff = self.limbs[i] as i128 - part as i128 - borrow;
             self.limbs[i] = diff as u64;
