@@ -311,6 +311,14 @@ fn projection_shell<R: Real>(p: &Params<R>, n: R) -> R {
     desired.over(n)
 }
 
+/// A factor or divisor the element type holds to full precision (NaN is not: a NaN slice is
+/// told apart by its norm).
+#[inline(always)]
+pub(crate) fn is_normal_value<T: Element>(v: T) -> bool {
+    let a = v.abs();
+    a >= T::MIN_POSITIVE && a <= T::MAX
+}
+
 /// numpy's `clip`: NaN stays NaN.
 #[inline(always)]
 fn clip<R: Real>(value: R, low: R, high: R) -> R {
@@ -371,12 +379,12 @@ impl Constraint {
     }
 }
 
-/// A [`NormRule`] with its parameters in the element type and in the wide arithmetic.
+/// A [`NormRule`] with its parameters in the element type (the wide arithmetic's are made from
+/// them only for the rare slices that need them: a small call does not pay for them).
 pub(crate) struct SliceRule<T> {
     kind: RuleKind,
     mode: Mode,
     params: Params<T>,
-    wide: Params<Scaled>,
 }
 
 impl<T: Element> SliceRule<T> {
@@ -391,7 +399,6 @@ impl<T: Element> SliceRule<T> {
         SliceRule {
             kind: rule.kind,
             mode: rule.mode,
-            wide: params.map(T::to_wide),
             params,
         }
     }
@@ -431,16 +438,22 @@ impl<T: Element> SliceRule<T> {
         slot[0]
     }
 
-    /// Replaces each norm by its slice's value, in the element type.
-    pub(crate) fn values_from_norms(&self, norms: &mut [T]) {
-        self.values(&self.params, norms)
+    /// Replaces each norm by its slice's value, in the element type; whether any value is outside
+    /// the element type's normal range (zero, subnormal, infinite or NaN). Compiled into each
+    /// tier's kernels (`Kernels::slice_values`): IEEE operations, the same bits in every tier.
+    #[inline(always)]
+    pub(crate) fn values_from_norms(&self, norms: &mut [T]) -> bool {
+        self.values(&self.params, norms);
+        norms
+            .iter()
+            .fold(false, |any, &v| any | !is_normal_value(v))
     }
 
     /// The slice's value in the wide arithmetic, from its exact norm: for the slices whose norm
     /// or value is beyond the element type's normal range.
     pub(crate) fn value_wide(&self, norm: Scaled) -> Scaled {
         let mut slot = [norm];
-        self.values(&self.wide, &mut slot);
+        self.values(&self.params.map(T::to_wide), &mut slot);
         slot[0]
     }
 }

@@ -12,7 +12,7 @@
 mod norm_pass;
 mod scale_pass;
 
-use crate::constraint::{Constraint, NormRule, Scale, SliceRule};
+use crate::constraint::{is_normal_value, Constraint, NormRule, Scale, SliceRule};
 use crate::element::Element;
 use crate::error::Result;
 use crate::kernels::{Kernels, Tier};
@@ -210,12 +210,10 @@ fn run_norm<T: Element>(
         None => data,
     };
     let (exact, mut abnormal) = slice_norms(src, plan, kernels, sums, values);
-    // Two tight loops (norms, then values with the rule chosen once) rather than one with
-    // every branch inside: on small tensors this per-slice work is a third of a call.
-    rule.values_from_norms(values);
-    abnormal |= values
-        .iter()
-        .fold(false, |any, &v| any | !is_normal_value(v));
+    // Two tight loops in the tier's kernels (norms, then values with the rule chosen once)
+    // rather than one with every branch inside: on small tensors this per-slice work is a
+    // third of a call.
+    abnormal |= (kernels.slice_values)(&rule, values);
     // Slices whose norm or value is outside the element type's normal range get their value
     // in the wide arithmetic, applied by a scalar pass; the SIMD pass skips them (value ONE).
     let wide = if abnormal {
@@ -232,14 +230,6 @@ fn run_norm<T: Element>(
 /// A norm the element type holds to full precision (or a zero or NaN slice).
 fn is_plain_norm<T: Element>(n: T) -> bool {
     n == T::ZERO || n.is_nan() || (n.abs() >= T::MIN_POSITIVE && n.abs() <= T::MAX)
-}
-
-/// A factor or divisor the element type holds to full precision (NaN is not: a NaN slice is
-/// told apart by its norm).
-#[inline(always)]
-fn is_normal_value<T: Element>(v: T) -> bool {
-    let a = v.abs();
-    a >= T::MIN_POSITIVE && a <= T::MAX
 }
 
 /// The keepdims L2 norms of `data` along `axes`, computed as the constraints compute them.

@@ -40,12 +40,7 @@ pub(super) fn slice_norms<T: Element>(
             Inner::Runs { runs, run_len } => run_sums(block, runs, run_len, out, kernels),
         }
     }
-    let mut any_suspect = false;
-    for (norm, &sum) in norms.iter_mut().zip(sums.iter()) {
-        *norm = T::norm_of_sum(sum);
-        any_suspect |= T::sum_is_suspect(sum);
-    }
-    if !any_suspect {
+    if !(kernels.norms_of_sums)(sums, norms) {
         // Every other sum gives a norm in the normal range (see `Element::sum_is_suspect`).
         return (Vec::new(), false);
     }
@@ -281,8 +276,20 @@ fn column_sums<T: Element>(
     }
 }
 
-/// Scratch up to this many elements lives on the stack (small tensors: no allocation per call).
-const STACK_SCRATCH: usize = 512;
+/// Runs `f` on `len` elements set to `zero`: on the stack up to [`STACK_SCRATCH`] (small tensors:
+/// no allocation per call, and a small one zeroes only a small buffer), else on the heap.
+fn with_scratch<E: Copy, R>(len: usize, zero: E, f: impl FnOnce(&mut [E]) -> R) -> R {
+    /// Scratch up to this many elements lives on the stack.
+    const STACK_SCRATCH: usize = 512;
+    const SMALL_SCRATCH: usize = 64;
+    if len <= SMALL_SCRATCH {
+        f(&mut [zero; SMALL_SCRATCH][..len])
+    } else if len <= STACK_SCRATCH {
+        f(&mut [zero; STACK_SCRATCH][..len])
+    } else {
+        f(&mut vec![zero; len])
+    }
+}
 
 /// Adds the column sums of squares of `block` into `sums` (`cols`).
 fn add_column_sums<T: Element>(
@@ -294,35 +301,17 @@ fn add_column_sums<T: Element>(
 ) {
     let per_column = T::SCRATCH_PER_COLUMN;
     match period {
-        Some(period) if period * per_column <= STACK_SCRATCH => {
-            let mut scratch = [T::ZERO; STACK_SCRATCH];
-            let mut lanes = [T::Sum::default(); STACK_SCRATCH];
-            (kernels.accumulate_narrow)(
-                block,
-                period,
-                &mut scratch[..period * per_column],
-                &mut lanes[..period],
-            );
-            for (j, &lane) in lanes[..period].iter().enumerate() {
-                sums[j % cols] = sums[j % cols].merge(lane);
-            }
-        }
-        Some(period) => {
-            let mut scratch = vec![T::ZERO; period * per_column];
-            let mut lanes = vec![T::Sum::default(); period];
-            (kernels.accumulate_narrow)(block, period, &mut scratch, &mut lanes);
-            for (j, &lane) in lanes.iter().enumerate() {
-                sums[j % cols] = sums[j % cols].merge(lane);
-            }
-        }
-        None if cols * per_column <= STACK_SCRATCH => {
-            let mut scratch = [T::ZERO; STACK_SCRATCH];
-            (kernels.accumulate_columns)(block, cols, &mut scratch[..cols * per_column], sums);
-        }
-        None => {
-            let mut scratch = vec![T::ZERO; cols * per_column];
-            (kernels.accumulate_columns)(block, cols, &mut scratch, sums);
-        }
+        Some(period) => with_scratch(period * per_column, T::ZERO, |scratch| {
+            with_scratch(period, T::Sum::default(), |lanes| {
+                (kernels.accumulate_narrow)(block, period, scratch, lanes);
+                for (j, &lane) in lanes.iter().enumerate() {
+                    sums[j % cols] = sums[j % cols].merge(lane);
+                }
+            })
+        }),
+        None => with_scratch(cols * per_column, T::ZERO, |scratch| {
+            (kernels.accumulate_columns)(block, cols, scratch, sums)
+        }),
     }
 }
 

@@ -232,6 +232,19 @@ pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
     fold_lanes(lanes64)
 }
 
+/// Each slice's norm from its sum of squares into `norms`; whether any sum is suspect (may have
+/// lost bits: `Element::sum_is_suspect`). One pass the tier vectorizes (IEEE square roots: the
+/// same bits in every tier).
+#[inline(always)]
+pub fn norms_of_sums<T: Element>(sums: &[T::Sum], norms: &mut [T]) -> bool {
+    let mut suspect = false;
+    for (norm, &sum) in norms.iter_mut().zip(sums) {
+        *norm = T::norm_of_sum(sum);
+        suspect |= T::sum_is_suspect(sum);
+    }
+    suspect
+}
+
 /// The largest magnitude of each column of `block` (`rows × cols`) into `largest` (`cols`, running
 /// maxima), and `flags[c] += |x| · 0` for each element: 0 unless a NaN or an infinity passed. For
 /// the slices whose sums are suspect (a zero tensor makes every one suspect).

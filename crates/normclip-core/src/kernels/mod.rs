@@ -10,6 +10,7 @@ pub mod generic;
 
 use std::sync::OnceLock;
 
+use crate::constraint::SliceRule;
 use crate::element::Element;
 use crate::error::{Error, Result};
 
@@ -108,6 +109,11 @@ pub struct Kernels<T: Element> {
     pub accumulate_columns: Accumulate<T>,
     pub accumulate_narrow: Accumulate<T>,
     pub sum_squares: fn(&[T]) -> T::Sum,
+    /// Each slice's norm from its sum; whether any sum is suspect (`Element::sum_is_suspect`).
+    pub norms_of_sums: fn(&[T::Sum], &mut [T]) -> bool,
+    /// Each norm replaced by its slice's value under a rule; whether any value is outside the
+    /// element type's normal range.
+    pub(crate) slice_values: fn(&SliceRule<T>, &mut [T]) -> bool,
     pub largest_columns: fn(&[T], usize, &mut [T], &mut [T]),
     pub largest_run: fn(&[T]) -> (T, T),
     pub multiply_columns: fn(&mut [T], usize, &[T]),
@@ -167,6 +173,10 @@ macro_rules! tier_kernels {
             entry!([$($feature)?] accumulate_narrow(block: &[T], period: usize, scratch: &mut [T], sums: &mut [T::Sum])
                 => T::accumulate_narrow::<Square>(block, period, scratch, sums));
             entry!([$($feature)?] sum_squares(run: &[T]) -> T::Sum => T::sum_squares::<Square>(run));
+            entry!([$($feature)?] norms_of_sums(sums: &[T::Sum], norms: &mut [T]) -> bool
+                => generic::norms_of_sums(sums, norms));
+            entry!([$($feature)?] slice_values(rule: &crate::constraint::SliceRule<T>, values: &mut [T]) -> bool
+                => rule.values_from_norms(values));
             entry!([$($feature)?] largest_columns(block: &[T], cols: usize, largest: &mut [T], flags: &mut [T])
                 => generic::largest_columns(block, cols, largest, flags));
             entry!([$($feature)?] largest_run(run: &[T]) -> (T, T) => generic::largest_run(run));
@@ -201,6 +211,8 @@ macro_rules! tier_kernels {
                     accumulate_columns: accumulate_columns::<T>,
                     accumulate_narrow: accumulate_narrow::<T>,
                     sum_squares: sum_squares::<T>,
+                    norms_of_sums: norms_of_sums::<T>,
+                    slice_values: slice_values::<T>,
                     largest_columns: largest_columns::<T>,
                     largest_run: largest_run::<T>,
                     multiply_columns: multiply_columns::<T>,
