@@ -18,7 +18,9 @@ pub const BLOCK: usize = 16;
 pub const LANES: usize = 32;
 
 /// Columns summed together in registers by [`accumulate_columns`]: 4 AVX2 vectors of f32 (2 of
-/// AVX-512, 8 of SSE2), few enough that the accumulators and the squares in flight never spill.
+/// AVX-512, 8 of SSE2). Two tiles go in one pass where the row has them (8 AVX2 accumulators
+/// and the squares in flight still fit the 16 registers), which halves the loop and set-up cost
+/// per column.
 pub const TILE: usize = 32;
 /// Up to this many columns a block's rows are walked tile by tile; wider rows row by row (see
 /// [`accumulate_columns`]). Measured on AMD Zen 4 (cargo bench, MaxNorm in place, % of the
@@ -50,8 +52,19 @@ pub fn accumulate_columns<T: Element>(
         0
     };
     for rows in block.chunks(BLOCK * cols) {
-        for first in (0..tiled).step_by(TILE) {
-            accumulate_tile(rows, cols, first, &mut sums[first..first + TILE]);
+        // Two tiles per pass where they fit: the loop and set-up costs are paid once for both.
+        let mut first = 0;
+        while first + 2 * TILE <= tiled {
+            accumulate_tile::<T, { 2 * TILE }>(
+                rows,
+                cols,
+                first,
+                &mut sums[first..first + 2 * TILE],
+            );
+            first += 2 * TILE;
+        }
+        if first < tiled {
+            accumulate_tile::<T, TILE>(rows, cols, first, &mut sums[first..first + TILE]);
         }
         if tiled < cols {
             accumulate_rows(
@@ -65,18 +78,23 @@ pub fn accumulate_columns<T: Element>(
     }
 }
 
-/// Columns `first..first + TILE` of at most [`BLOCK`] rows, summed in registers.
+/// Columns `first..first + W` of at most [`BLOCK`] rows, summed in registers.
 #[inline(always)]
-fn accumulate_tile<T: Element>(rows: &[T], cols: usize, first: usize, sums: &mut [f64]) {
-    assert!(first + TILE <= cols && sums.len() >= TILE);
+fn accumulate_tile<T: Element, const W: usize>(
+    rows: &[T],
+    cols: usize,
+    first: usize,
+    sums: &mut [f64],
+) {
+    assert!(first + W <= cols && sums.len() >= W);
     // Each row is `cols` long, so with the assert above every tile is in bounds: the loops carry
     // no checks, and the rows are split off with `split_at` (no division per tile).
-    let tile = |row: &[T]| -> [T; TILE] {
-        let mut out = [T::ZERO; TILE];
-        out.copy_from_slice(&row[first..first + TILE]);
+    let tile = |row: &[T]| -> [T; W] {
+        let mut out = [T::ZERO; W];
+        out.copy_from_slice(&row[first..first + W]);
         out
     };
-    let mut acc = [T::ZERO; TILE];
+    let mut acc = [T::ZERO; W];
     let mut rest = rows;
     while rest.len() >= 4 * cols {
         let (r0, tail) = rest.split_at(cols);
@@ -85,7 +103,7 @@ fn accumulate_tile<T: Element>(rows: &[T], cols: usize, first: usize, sums: &mut
         let (r3, tail) = tail.split_at(cols);
         rest = tail;
         let (r0, r1, r2, r3) = (tile(r0), tile(r1), tile(r2), tile(r3));
-        for c in 0..TILE {
+        for c in 0..W {
             acc[c] += (r0[c] * r0[c] + r1[c] * r1[c]) + (r2[c] * r2[c] + r3[c] * r3[c]);
         }
     }
@@ -93,11 +111,11 @@ fn accumulate_tile<T: Element>(rows: &[T], cols: usize, first: usize, sums: &mut
         let (r0, tail) = rest.split_at(cols);
         rest = tail;
         let r0 = tile(r0);
-        for c in 0..TILE {
+        for c in 0..W {
             acc[c] += r0[c] * r0[c];
         }
     }
-    for c in 0..TILE {
+    for c in 0..W {
         sums[c] += acc[c].to_f64();
     }
 }
