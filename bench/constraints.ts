@@ -31,7 +31,7 @@ import { measureInterleaved, type Method, type Sampled } from './measure'
 import { backendLabel, loadBackends, useBackend, wasmFeatures, type BackendName } from './backends'
 import { logLogChart, type Series } from './svg'
 import { measureTraining, type TrainingRow } from './training'
-import { SPREAD_NOTE, benchArgs, fmtMs, fmtSample, loadNote, machine, revision, writeResult } from './harness'
+import { SPREAD_NOTE, benchArgs, fmtMs, fmtSample, gaussian, loadNote, machine, revision, writeResult } from './harness'
 
 type Axis = number | number[] | null
 interface Weight {
@@ -87,17 +87,6 @@ const args = benchArgs()
 const quick = args.quick
 const log = (line: string) => console.log(line)
 const sizeOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1)
-
-function gaussian(len: number, seed: number): Float32Array {
-  let state = seed >>> 0
-  const uniform = () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
-    return (state + 0.5) / 4294967296
-  }
-  const out = new Float32Array(len)
-  for (let i = 0; i < len; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform())
-  return out
-}
 
 /** tfjs types `axis` as a number; arrays and negatives work at runtime; on a 1-D tensor axis 0 is the whole tensor. */
 const tfjsAxis = (w: Weight) => (w.axis === null ? 0 : w.axis) as number

@@ -203,3 +203,15 @@ export function writeIndex(): string {
   writeAtomically(path, out.join('\n'))
   return path
 }
+
+/** Standard normal float32 values from a fixed seed (an LCG and Box–Muller): the same on every run. */
+export function gaussian(len: number, seed: number): Float32Array {
+  let state = seed >>> 0
+  const uniform = () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0
+    return (state + 0.5) / 4294967296
+  }
+  const out = new Float32Array(len)
+  for (let i = 0; i < len; i++) out[i] = Math.sqrt(-2 * Math.log(uniform())) * Math.cos(2 * Math.PI * uniform())
+  return out
+}

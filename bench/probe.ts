@@ -9,8 +9,11 @@ import { copyFileSync, mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 
 export interface ProbeAddon {
-  /** Both probe passes over `array` (multiplied by `factor`) on the active SIMD tier; returns the sum of squares. */
-  bandwidthProbe(array: Float32Array, factor: number): number
+  /**
+   * Both probe passes over `array` (multiplied by `factor`) on the active SIMD tier; returns the sum of squares.
+   * `parallel`: each pass split between the threads of large calls (NORMCLIP_THREADS), the sums finished before the scale pass.
+   */
+  bandwidthProbe(array: Float32Array, factor: number, parallel?: boolean): number
 }
 
 const root = join(__dirname, '..')

@@ -13,6 +13,7 @@ const SUITES = [
   { name: 'constraints', file: 'constraints.ts' }, // MaxNorm against every peer, tensors, training
   { name: 'clipping', file: 'clipping.ts' }, // gradient clipping
   { name: 'files', file: 'files.ts' }, // weight files: inspect/apply against cat/cp
+  { name: 'threads', file: 'threads.ts' }, // in place on NORMCLIP_THREADS=2 against a probe on as many
 ]
 
 const args = benchArgs()

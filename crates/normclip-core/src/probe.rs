@@ -3,6 +3,8 @@
 //! accumulators to run at memory speed. Benchmark code (cargo feature `probe`): compiled into each
 //! tier's kernel table like the kernels themselves, so "% of probe" compares like with like.
 
+use rayon::prelude::*;
+
 use crate::element::Element;
 use crate::error::Result;
 use crate::kernels::{Kernels, Tier};
@@ -54,6 +56,21 @@ pub fn two_pass(tier: Tier, data: &mut [f32], factor: f32) -> Result<f32> {
 /// [`two_pass`] with the tier the kernels use.
 pub fn two_pass_probe(data: &mut [f32], factor: f32) -> f32 {
     both_passes(Kernels::active(), data, factor)
+}
+
+/// [`two_pass_probe`] on the threads large calls use (`NORMCLIP_THREADS`): each pass cut into one
+/// contiguous part per thread, and the sum pass finished before the scale pass starts, as a norm
+/// must be before it can be applied. The bound for a multi-threaded call.
+pub fn two_pass_probe_parallel(data: &mut [f32], factor: f32) -> f32 {
+    let kernels = Kernels::active();
+    let part = data.len().div_ceil(crate::parallel::thread_count()).max(1);
+    let sum = data
+        .par_chunks(part)
+        .map(|chunk| (kernels.probe_sum_squares)(chunk))
+        .sum();
+    data.par_chunks_mut(part)
+        .for_each(|chunk| (kernels.probe_scale)(chunk, factor));
+    sum
 }
 
 /// Deterministic normal data for benchmarks and instruction counts (splitmix64 + Box-Muller):

@@ -12,8 +12,17 @@ use crate::views::{Access, Request};
 /// Benchmark reference (builds with the `probe` feature only; `bench/probe.ts` builds and loads
 /// one): one sum-of-squares pass plus one in-place scale pass over `array`
 /// (multiplied by `factor`), the least memory traffic a norm constraint can cost. Returns the sum.
-#[napi(catch_unwind, ts_args_type = "array: Float32Array, factor: number")]
-pub fn bandwidth_probe(env: Env, array: Unknown, factor: f64) -> napi::Result<f64> {
+/// `parallel`: on the threads of large calls (`NORMCLIP_THREADS`), each pass split between them.
+#[napi(
+    catch_unwind,
+    ts_args_type = "array: Float32Array, factor: number, parallel?: boolean"
+)]
+pub fn bandwidth_probe(
+    env: Env,
+    array: Unknown,
+    factor: f64,
+    parallel: Option<bool>,
+) -> napi::Result<f64> {
     errors::guard(&env, || {
         let reading = Reading::begin(&env);
         let array = reading.array(&array, Arg::plain("array")).or_throw(&env)?;
@@ -28,7 +37,12 @@ pub fn bandwidth_probe(env: Env, array: Unknown, factor: f64) -> napi::Result<f6
         let normclip_core::FloatsMut::F32(data) = view.floats_mut() else {
             unreachable!("checked to be a Float32Array")
         };
-        Ok(normclip_core::probe::two_pass_probe(data, factor as f32) as f64)
+        let sum = if parallel == Some(true) {
+            normclip_core::probe::two_pass_probe_parallel(data, factor as f32)
+        } else {
+            normclip_core::probe::two_pass_probe(data, factor as f32)
+        };
+        Ok(sum as f64)
     })
 }
 
