@@ -101,11 +101,7 @@ fn check<T: Float>(spec: &Spec, axes: &Axes, data: &[T], shape: &[usize]) -> (Ve
             );
             errors.wide_exact = errors.wide_exact.max(e);
         } else {
-            let allowed = if norm_ulps[s] == 0 {
-                0
-            } else {
-                2 + 2 * norm_ulps[s]
-            };
+            let allowed = allowed_ulps(norm_ulps[s]);
             assert!(
                 d <= allowed,
                 "{spec:?} {shape:?}: element {i} ({:?}): got {}, expected {} ({d} ulps > {allowed})",
@@ -116,6 +112,24 @@ fn check<T: Float>(spec: &Spec, axes: &Axes, data: &[T], shape: &[usize]) -> (Ve
         }
     }
     (out, errors)
+}
+
+/// [`check`] of `grid` (`shape`, 2-D) along axis 0 and axis -1, for [`all_specs`] at each
+/// `(max, min)` of `scales`: the worst errors.
+fn check_columns_and_runs<T: Float>(
+    grid: &[T],
+    shape: &[usize],
+    scales: [(f64, f64); 3],
+) -> Errors {
+    let mut worst = Errors::default();
+    for spec in scales
+        .into_iter()
+        .flat_map(|(max, min)| all_specs(max, min))
+    {
+        worst = worst.max(check(&spec, &axis(&[0]), grid, shape).1);
+        worst = worst.max(check(&spec, &axis(&[-1]), grid, shape).1);
+    }
+    worst
 }
 
 fn all_specs(max: f64, min: f64) -> Vec<Spec> {
@@ -412,14 +426,8 @@ fn float32_subnormal_factors_and_norms_take_the_wide_path() {
             };
         }
     }
-    for spec in all_specs(1e-3, 1e-4)
-        .into_iter()
-        .chain(all_specs(2.0, 0.5))
-        .chain(all_specs(1e30, 1e20))
-    {
-        worst = worst.max(check(&spec, &axis(&[0]), &grid, &[64, 40]).1);
-        worst = worst.max(check(&spec, &axis(&[-1]), &grid, &[64, 40]).1);
-    }
+    let scales = [(1e-3, 1e-4), (2.0, 0.5), (1e30, 1e20)];
+    worst = worst.max(check_columns_and_runs(&grid, &[64, 40], scales));
     eprintln!("float32 subnormal factors and norms: {worst:?}");
     assert!(worst.wide_slices > 50);
     assert!(worst.wide == 0, "{worst:?}");
@@ -470,14 +478,8 @@ fn float64_subnormal_factors_and_norms_take_the_wide_path() {
             };
         }
     }
-    for spec in all_specs(1e-300, 1e-305)
-        .into_iter()
-        .chain(all_specs(2.0, 0.5))
-        .chain(all_specs(1e300, 1e200))
-    {
-        worst = worst.max(check(&spec, &axis(&[0]), &grid, &[48, 24]).1);
-        worst = worst.max(check(&spec, &axis(&[-1]), &grid, &[48, 24]).1);
-    }
+    let scales = [(1e-300, 1e-305), (2.0, 0.5), (1e300, 1e200)];
+    worst = worst.max(check_columns_and_runs(&grid, &[48, 24], scales));
     eprintln!("float64 subnormal factors and norms: {worst:?}");
     assert!(worst.wide_slices > 50);
 }

@@ -55,6 +55,16 @@ impl Rng {
     }
 }
 
+/// The ulps an output element may be off when its slice's norm is `norm_ulps` off the correctly
+/// rounded norm: none when the norm is exact (the factor then is too), else 2 plus 2 per ulp.
+pub fn allowed_ulps(norm_ulps: u64) -> u64 {
+    if norm_ulps == 0 {
+        0
+    } else {
+        2 + 2 * norm_ulps
+    }
+}
+
 /// The float operations the reference needs beyond [`Element`].
 pub trait Float: Element + Format + PartialEq + std::fmt::Display {
     /// Unit roundoff of the type (half an ulp of 1).
