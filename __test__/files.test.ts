@@ -788,6 +788,18 @@ describe('destinations that refuse, without a mount (any user, any file system):
       output: 'out.npz',
       kib: 16,
     },
+    // Keras: model.weights.h5 (23.6 KB) still fits, the model written around it does not.
+    ...(['keras', 'h5'] as const).map((ext) => ({
+      name: `a Keras .${ext} (written through HDF5${ext === 'keras' ? ', then zipped' : ''})`,
+      make: (dir: string) => {
+        const input = join(dir, `model.${ext}`)
+        cpSync(join(fixtures, `keras-model.${ext}`), input)
+        return input
+      },
+      args: [],
+      output: `out.${ext}`,
+      kib: 24,
+    })),
   ]
   for (const c of cases) {
     it(`a full disk (EFBIG under ulimit -f ${c.kib}): ${c.name}`, async (ctx) => {
@@ -808,6 +820,22 @@ describe('destinations that refuse, without a mount (any user, any file system):
       expect(statSync(input).isDirectory() ? snapshot(input) : sha(input)).toEqual(before)
     }, 120_000)
   }
+
+  it('a .keras whose weights cannot be unpacked into scratch space: the scratch file named, nothing left', () => {
+    const dir = join(fresh('x'), '..')
+    const [dest, tmp] = [join(dir, 'dest'), join(dir, 'tmp')]
+    mkdirSync(dest)
+    mkdirSync(tmp)
+    const input = join(fixtures, 'keras-model.keras')
+    const before = sha(input)
+    const r = cliLimited(16, tmp, 'apply', input, '--out', join(dest, 'out.keras'))
+    expect(r.code, r.stderr).toBe(2)
+    expect(r.stderr).toMatch(/normclip-keras-\w+\/model\.weights\.h5: cannot write a scratch copy of the weights: file too large/)
+    expect(r.stderr.trim().split('\n')).toHaveLength(1)
+    expect(readdirSync(dest)).toEqual([])
+    expect(readdirSync(tmp).filter((f) => !f.startsWith('tsx-'))).toEqual([])
+    expect(sha(input)).toEqual(before)
+  }, 120_000)
 
   it('a destination the OS refuses even to root (under /sys), and one under a file: each format', async () => {
     for (const [input, name, args] of [

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs'
 import type { NativeOutcome } from '../binding'
 import { MaxNorm, NativeBackedConstraint, type Axis } from '../constraints'
 import { axisAdvice, reportAxis, type FileConstraint } from './constraints'
-import { WeightFileError } from './errors'
+import { WeightFileError, fromFs } from './errors'
 import { selectConstraints, weightReport, type InspectOptions, type ModelReport, type Selected } from './inspect'
 import { loadKeras, writeKeras, type KerasModel } from './keras'
 import type { StoredModel, StoredWeight } from './model'
@@ -133,8 +133,7 @@ export async function constrainKeras(
     try {
       rmSync(temp, { force: true })
     } catch {}
-    if (error instanceof WeightFileError) throw error
-    throw new WeightFileError('io', dest, `cannot write: ${(error as Error).message}`)
+    throw fromFs(error, dest, 'cannot write')
   }
   commit(temp, dest, model.path)
   return { output: dest, report: report(dest, model, selected, outcomes, options, true), selected, outcomes }

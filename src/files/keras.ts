@@ -159,9 +159,12 @@ export async function loadKeras(path: string): Promise<KerasModel> {
     }
     scratch = mkdtempSync(join(tmpdir(), 'normclip-keras-'))
     h5Path = join(scratch, ZIP_WEIGHTS)
-    const fd = openSync(h5Path, 'w')
-    writeSync(fd, inflate(weightsEntry, path))
-    closeSync(fd)
+    try {
+      writeScratch(h5Path, inflate(weightsEntry, path))
+    } catch (error) {
+      rmSync(scratch, { recursive: true, force: true })
+      throw error
+    }
   }
   const where = isZip ? ` (${ZIP_WEIGHTS})` : ''
   try {
@@ -298,9 +301,7 @@ export async function writeKeras(model: KerasModel, updates: Map<string, Float32
     if (isZip) {
       entries = zipEntries(model.path)
       const weights = entries.find((e) => e.name === ZIP_WEIGHTS)!
-      const fd = openSync(h5Path, 'w')
-      writeSync(fd, inflate(weights, model.path))
-      closeSync(fd)
+      writeScratch(h5Path, inflate(weights, model.path))
     } else {
       copyFileSync(model.path, temp)
     }
@@ -332,6 +333,28 @@ export async function writeKeras(model: KerasModel, updates: Map<string, Float32
     }
   } finally {
     rmSync(scratch, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Writes all of `bytes` at the file's position. `writeSync` may write less than asked (a full
+ * disk, a file-size limit): the rest is written again, and that write reports the error.
+ */
+function writeFully(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done)
+}
+
+/** `bytes` as the file at `path` (new or emptied), with fs errors naming it. */
+function writeScratch(path: string, bytes: Uint8Array): void {
+  try {
+    const fd = openSync(path, 'w')
+    try {
+      writeFully(fd, bytes)
+    } finally {
+      closeSync(fd)
+    }
+  } catch (error) {
+    throw fromFs(error, path, 'cannot write a scratch copy of the weights')
   }
 }
 
@@ -380,7 +403,7 @@ function writeZip(path: string, entries: { name: string; method: number; crc32: 
   end.writeUInt32LE(offset, 16)
   const fd = openSync(path, 'wx')
   try {
-    for (const b of [...parts, cd, end]) writeSync(fd, b)
+    for (const b of [...parts, cd, end]) writeFully(fd, b)
   } finally {
     closeSync(fd)
   }
