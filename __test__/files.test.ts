@@ -190,6 +190,21 @@ describe("normclip apply: read back by the writers' libraries", () => {
     expect(v.checked).toMatchObject({ bias: 'bit-identical', ints: 'bit-identical' })
   })
 
+  it('compressed npz: a constrained entry its constraint leaves as it was keeps its compressed bytes', async () => {
+    const out = fresh('compliant.npz')
+    const input = join(fixtures, 'compressed.npz')
+    // The float32 kernel's norms are all >= 4: Keras' factor n / (1e-7 + n) rounds to exactly 1 in
+    // float32, so no element changes (in float64, as `fortran` is, it would: 1 - 2.5e-8).
+    const c = { class_name: 'MaxNorm', config: { max_value: 1e6, axis: 0 } }
+    const r = await cli('apply', input, '--out', out, '--constraint', JSON.stringify(c), '--match', '^kernel$')
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/kernel: MaxNorm, 0 of 7 units rescaled/)
+    const entriesIn = zipEntriesOf(readFileSync(input))
+    const entriesOut = zipEntriesOf(readFileSync(out))
+    expect(entriesOut.map((e) => e.name)).toEqual(entriesIn.map((e) => e.name))
+    for (const [i, e] of entriesOut.entries()) expect(e.raw.equals(entriesIn[i]!.raw), e.name).toBe(true)
+  })
+
   it('a large deflated entry beside a stored one (np.savez_compressed, then zipfile appends a stored entry), in place', async (ctx) => {
     if (!python) return ctx.skip('needs the Python venv to write the file with NumPy')
     const path = fresh('mixed.npz')

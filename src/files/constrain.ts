@@ -26,7 +26,7 @@ import {
   type WeightReport,
 } from './inspect'
 import { detectFormat, loadModel, releaseModel, sourceFiles, type StoredModel } from './model'
-import { DEFLATED, STORED, ZipWriter } from './npz'
+import { DEFLATED, STORED, ZipWriter, sameBytes } from './npz'
 import { runJob } from './run'
 
 export interface ConstrainOptions extends InspectOptions {
@@ -233,7 +233,8 @@ async function constrainLoaded(model: StoredModel, options: ConstrainOptions): P
 /**
  * An npz with constrained weights in deflated entries: the core writes each changed entry's new
  * .npy into scratch space, then a new archive is built at `temp` (synced) from the entries in
- * their order: changed ones stored or deflated as they were, the rest copied byte for byte.
+ * their order: changed ones stored or deflated as they were, the rest (those a constraint left
+ * as they were too) copied byte for byte.
  */
 async function writeDeflatedNpz(
   model: StoredModel,
@@ -255,6 +256,13 @@ async function writeDeflatedNpz(
     outputs.push({ path: out, display: dest, pieces: mirrorPieces(e.file, e.start + e.length, tasks, e.start) })
   }
   const outcomes = await runJob({ inputs: model.files, outputs, tensors: tasks, crcPatches: [] }, true, total, options.onProgress, model.path)
+  // An entry its constraints left as it was (every unit within its bound) keeps its compressed
+  // bytes: deflating it again would give other bytes for the same array.
+  for (const s of constrained) {
+    const e = s.stored.zipEntry!
+    const out = changed.get(e.index)
+    if (out !== undefined && sameBytes(out, model.files[e.file]!, e.start, e.length)) changed.delete(e.index)
+  }
   let zip: ZipWriter
   try {
     zip = await ZipWriter.create(temp)

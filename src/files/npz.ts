@@ -4,9 +4,10 @@
  * (streamed through Node's zlib, checked against the CRC-32 and sizes of the zip directory) into
  * a scratch file that the core then reads like a .npy file. `apply` builds a new archive with
  * {@link ZipWriter}: untouched entries keep their compressed bytes as they are (copied, never
- * re-compressed), constrained ones are deflated again from the core's output.
+ * re-compressed), constrained ones are deflated again from the core's output where it differs
+ * from the entry (an entry its constraints left as it was is copied too).
  */
-import { createReadStream } from 'node:fs'
+import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs'
 import { open, type FileHandle } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -23,6 +24,25 @@ const hex = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}
 function rawStream(path: string, entry: NativeZipEntry): Readable {
   if (entry.compressedSize === 0) return Readable.from([])
   return createReadStream(path, { start: entry.dataOffset, end: entry.dataOffset + entry.compressedSize - 1 })
+}
+
+/** Whether the file at `path` holds exactly the `length` bytes of `other` from `start`. */
+export function sameBytes(path: string, other: string, start: number, length: number): boolean {
+  if (statSync(path).size !== length) return false
+  const [a, b] = [openSync(path, 'r'), openSync(other, 'r')]
+  try {
+    const [bufA, bufB] = [Buffer.alloc(1 << 20), Buffer.alloc(1 << 20)]
+    for (let done = 0; done < length; ) {
+      const n = Math.min(bufA.length, length - done)
+      if (readSync(a, bufA, 0, n, done) !== n || readSync(b, bufB, 0, n, start + done) !== n) return false
+      if (!bufA.subarray(0, n).equals(bufB.subarray(0, n))) return false
+      done += n
+    }
+    return true
+  } finally {
+    closeSync(a)
+    closeSync(b)
+  }
 }
 
 async function writeAll(file: FileHandle, chunk: Buffer, position: number): Promise<void> {
