@@ -207,6 +207,38 @@ pub fn decode_into<T: Compute>(
     Ok(())
 }
 
+/// An element's bits as stored: the unsigned integer of its width.
+trait StoredBits: Copy {
+    fn push(self, order: Order, out: &mut Vec<u8>);
+}
+
+macro_rules! stored_bits {
+    ($($bits:ty),*) => {$(
+        impl StoredBits for $bits {
+            #[inline(always)]
+            fn push(self, order: Order, out: &mut Vec<u8>) {
+                out.extend_from_slice(&match order {
+                    Order::Little => self.to_le_bytes(),
+                    Order::Big => self.to_be_bytes(),
+                });
+            }
+        }
+    )*};
+}
+stored_bits!(u16, u32, u64);
+
+/// Appends each value's stored `bits` in `order`.
+fn push_ordered<T: Compute, B: StoredBits>(
+    out: &mut Vec<u8>,
+    values: &[T],
+    order: Order,
+    bits: impl Fn(T) -> B,
+) {
+    for &value in values {
+        bits(value).push(order, out);
+    }
+}
+
 /// Writes `values` as elements of `dtype` (a writable type): `write(bytes)` receives the bytes.
 pub fn encode_from<T: Compute>(
     dtype: &DType,
@@ -219,40 +251,15 @@ pub fn encode_from<T: Compute>(
     }
     scratch.clear();
     scratch.reserve(values.len() * dtype.size());
-    match dtype {
-        DType::F32(order) => {
-            for &value in values {
-                let v = value.to_f32();
-                scratch.extend_from_slice(&match order {
-                    Order::Little => v.to_le_bytes(),
-                    Order::Big => v.to_be_bytes(),
-                });
-            }
-        }
-        DType::F64(order) => {
-            for &value in values {
-                let v = value.to_f64();
-                scratch.extend_from_slice(&match order {
-                    Order::Little => v.to_le_bytes(),
-                    Order::Big => v.to_be_bytes(),
-                });
-            }
-        }
-        DType::F16(order) | DType::BF16(order) => {
-            let is_f16 = matches!(dtype, DType::F16(_));
-            for &value in values {
-                let v = value.to_f32();
-                let bits = if is_f16 {
-                    f16::from_f32(v).to_bits()
-                } else {
-                    bf16::from_f32(v).to_bits()
-                };
-                scratch.extend_from_slice(&match order {
-                    Order::Little => bits.to_le_bytes(),
-                    Order::Big => bits.to_be_bytes(),
-                });
-            }
-        }
+    match *dtype {
+        DType::F32(order) => push_ordered(scratch, values, order, |v| v.to_f32().to_bits()),
+        DType::F64(order) => push_ordered(scratch, values, order, |v| v.to_f64().to_bits()),
+        DType::F16(order) => push_ordered(scratch, values, order, |v| {
+            f16::from_f32(v.to_f32()).to_bits()
+        }),
+        DType::BF16(order) => push_ordered(scratch, values, order, |v| {
+            bf16::from_f32(v.to_f32()).to_bits()
+        }),
         DType::Quantized { .. } | DType::Other { .. } => {
             unreachable!("callers check is_writable before encoding")
         }
