@@ -59,21 +59,32 @@ fn f64_from_parts(m: u64, e: i64) -> f64 {
     value
 }
 
+// The facts as the comments on `Format` give them.
+const _: () = assert!(
+    <f32 as Format>::SUBNORMAL_EXPONENT == -149 && <f64 as Format>::SUBNORMAL_EXPONENT == -1074
+);
+const _: () =
+    assert!(<f32 as Format>::MAX_EXPONENT == 127 && <f64 as Format>::MAX_EXPONENT == 1023);
+
+/// A float type's [`Format`] constants, from the standard library's own.
+macro_rules! format_facts {
+    ($float:ident) => {
+        const PRECISION: i64 = $float::MANTISSA_DIGITS as i64;
+        const MAX_EXPONENT: i64 = $float::MAX_EXP as i64 - 1;
+        const SUBNORMAL_EXPONENT: i64 = $float::MIN_EXP as i64 - $float::MANTISSA_DIGITS as i64;
+        const INFINITY: $float = $float::INFINITY;
+    };
+}
+
 impl Format for f32 {
-    const PRECISION: i64 = 24;
-    const MAX_EXPONENT: i64 = 127;
-    const SUBNORMAL_EXPONENT: i64 = -149;
-    const INFINITY: f32 = f32::INFINITY;
+    format_facts!(f32);
     fn magnitude(mantissa: u64, exponent: i64) -> f32 {
         f64_from_parts(mantissa, exponent) as f32 // exact
     }
 }
 
 impl Format for f64 {
-    const PRECISION: i64 = 53;
-    const MAX_EXPONENT: i64 = 1023;
-    const SUBNORMAL_EXPONENT: i64 = -1074;
-    const INFINITY: f64 = f64::INFINITY;
+    format_facts!(f64);
     fn magnitude(mantissa: u64, exponent: i64) -> f64 {
         // Stepping down by 1000 could round in the subnormal range: go through the smallest
         // subnormal's units instead when the result is that small.
