@@ -1,6 +1,7 @@
 // The `files` suite of `npm run bench` (alone: `npm run bench:files`): normclip inspect/apply on a
-// safetensors file against `cat FILE > /dev/null` and `cp FILE DEST`, measured in the same run,
-// warm cache, methods taking turns. Switches as every suite (bench/harness.ts): --quick (256 MiB,
+// safetensors file against `cat FILE > /dev/null`, `cp FILE DEST` and `cp` followed by an fsync of
+// DEST (`sync DEST`: the floor for apply, whose atomic write fsyncs its output before the rename),
+// measured in the same run, warm cache, methods taking turns. Switches as every suite (bench/harness.ts): --quick (256 MiB,
 // 3 rounds), --update (also bench/results/<cpu kind>/files.md). BENCH_FILES_DIR: where the
 // temporary files go (default the OS temp folder).
 //
@@ -80,6 +81,10 @@ async function main(): Promise<void> {
       rmSync(copy, { force: true })
       execFileSync('cp', [input, copy])
     },
+    'cp + fsync': () => {
+      rmSync(copy, { force: true })
+      execFileSync('sh', ['-c', `cp '${input}' '${copy}' && sync '${copy}'`])
+    },
     'normclip apply': async () => {
       rmSync(out, { force: true })
       await constrainModel(input, { constraint, out })
@@ -99,10 +104,11 @@ async function main(): Promise<void> {
 
 \`npm run bench -- --suite=files\`${args.quick ? ' --quick' : ''} at ${revision()}: one safetensors file of ${mb.toFixed(0)} MiB
 (${Math.floor((megabytes * 2 ** 20 - 2 ** 25) / (4096 * 4096 * 4))} float32 [4096, 4096] tensors and one bfloat16 [4096, 4096]),
-warm page cache, all four commands taking turns, ${runs} rounds after a warm-up. Every tensor is
+warm page cache, all five commands taking turns, ${runs} rounds after a warm-up. Every tensor is
 constrained (MaxNorm(1), axis 0; every unit is over the bound, so every byte is rewritten).
 normclip runs in process (the library call under the CLI; the CLI adds Node's start-up, ~0.3 s).
-apply includes what cp does not do: fsync of the output before its atomic rename.
+apply includes what cp does not do: fsync of the output before its atomic rename; \`cp + fsync\`
+(\`cp\` then \`sync DEST\`, one shell) shows what that fsync costs a plain copy.
 
 ${machine().line}; SIMD tier ${simdTier()}.
 ${loadNote(loadStart, loadavg())} The machine is shared by several agents: figures are noisy.
@@ -112,10 +118,11 @@ ${loadNote(loadStart, loadavg())} The machine is shared by several agents: figur
 ${row('cat')}
 ${row('normclip inspect')}
 ${row('cp')}
+${row('cp + fsync')}
 ${row('normclip apply')}
 
 - inspect at **${ratio('normclip inspect', 'cat')}** of cat's speed (goal ≥ 70%)
-- apply at **${ratio('normclip apply', 'cp')}** of cp's speed (goal ≥ 50%)
+- apply at **${ratio('normclip apply', 'cp')}** of cp's speed (goal ≥ 50%), **${ratio('normclip apply', 'cp + fsync')}** of cp + fsync's
 `
   const paths = writeResult(args, 'files.md', text)
   process.stdout.write(`${text}\nbench files: ${paths.join(', ')}\n`)
