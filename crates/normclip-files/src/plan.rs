@@ -4,13 +4,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use normclip_core::{Axes, Constraint};
 
 use crate::dtype::DType;
 use crate::error::{FileError, Result};
-use crate::tensor::{Files, Job, Outcome, Output, Segment, TensorRef, CHUNK_ELEMENTS};
+use crate::tensor::{Buffers, Files, Job, Outcome, Output, Segment, TensorRef, CHUNK_ELEMENTS};
 use crate::zip::crc32_of;
 
 /// What to do with one tensor.
@@ -70,21 +70,79 @@ pub fn inspect(
     progress: &AtomicU64,
 ) -> Result<Vec<Outcome>> {
     let files = Files::open_read(inputs)?;
-    tasks
-        .iter()
-        .map(|task| {
-            Job {
-                files: &files,
-                tensor: &task.tensor,
-                axes: task.axes.clone(),
-                count_negatives: task.count_negatives,
-                output: None,
-                progress,
-                chunk_elements: CHUNK_ELEMENTS,
+    run_tasks(tasks.len(), |index, buffers| {
+        let task = &tasks[index];
+        Job {
+            files: &files,
+            tensor: &task.tensor,
+            axes: task.axes.clone(),
+            count_negatives: task.count_negatives,
+            output: None,
+            progress,
+            chunk_elements: CHUNK_ELEMENTS,
+        }
+        .run_in(buffers)
+    })
+}
+
+/// Runs tasks `0..count` on up to [`normclip_core::thread_count`] threads (each with its own
+/// [`Buffers`]), tensors taken in order as threads come free: while one thread waits on a read
+/// or a write, the other computes. Each task's work is the same whatever thread runs it, so
+/// outcomes are bit-identical to one thread's. The result is what a loop in order would give:
+/// the outcomes, or the error of the first task (by index) that fails; no task after a failed
+/// one is started.
+fn run_tasks<F>(count: usize, task: F) -> Result<Vec<Outcome>>
+where
+    F: Fn(usize, &mut Buffers) -> Result<Outcome> + Sync,
+{
+    let threads = normclip_core::thread_count().min(count);
+    if threads <= 1 {
+        let mut buffers = Buffers::default();
+        return (0..count).map(|i| task(i, &mut buffers)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicUsize::new(usize::MAX);
+    let work = || {
+        let mut buffers = Buffers::default();
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            // Tasks are taken in order, so every task before a failed one has been taken.
+            if i >= count || i > failed.load(Ordering::Relaxed) {
+                return done;
             }
-            .run()
-        })
-        .collect()
+            let result = task(i, &mut buffers);
+            if result.is_err() {
+                failed.fetch_min(i, Ordering::Relaxed);
+            }
+            done.push((i, result));
+        }
+    };
+    let mut results: Vec<Option<Result<Outcome>>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let others: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut all = work();
+        for other in others {
+            // A panic in a task goes on in this thread, as it would have without threads.
+            all.extend(
+                other
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            );
+        }
+        for (i, result) in all {
+            results[i] = Some(result);
+        }
+    });
+    let mut outcomes = Vec::with_capacity(count);
+    for result in results {
+        match result {
+            Some(result) => outcomes.push(result?),
+            // Only tasks after a failed one are not run, and the loop returned at that one.
+            None => break,
+        }
+    }
+    Ok(outcomes)
 }
 
 /// Writes every output of `plan`; returns each tensor task's outcome. On error, no output is left.
@@ -167,13 +225,16 @@ fn write_inner(
             .set_len(at)
             .map_err(|e| FileError::io(&output.display, "cannot write", &e))?;
     }
-    let mut outcomes = Vec::with_capacity(plan.tensors.len());
-    for (task, mut placed) in plan.tensors.iter().zip(placements) {
+    // Each task's output segments; a task whose pieces are wrong ends the list, and its error is
+    // returned once the tasks before it have run (as a loop doing both in turn would).
+    let mut segments: Vec<Vec<Segment>> = Vec::with_capacity(plan.tensors.len());
+    let mut misplaced = None;
+    'tasks: for (task, mut placed) in plan.tensors.iter().zip(placements) {
         placed.sort_by_key(|p| p.0);
         let mut next = 0u64;
         for (start, segment) in &placed {
             if *start != next {
-                return Err(FileError::request(
+                misplaced = Some(FileError::request(
                     plan.outputs
                         .first()
                         .map(|o| o.display.clone())
@@ -183,34 +244,36 @@ fn write_inner(
                         task.tensor.name
                     ),
                 ));
+                break 'tasks;
             }
             next += segment.len;
         }
-        let output = if placed.is_empty() {
-            None
-        } else {
-            Some(Output {
-                files: &outputs,
-                segments: placed.into_iter().map(|p| p.1).collect(),
-                dtype: task
-                    .out_dtype
-                    .clone()
-                    .unwrap_or_else(|| task.tensor.dtype.clone()),
-                constraint: task.constraint.as_ref(),
-            })
-        };
-        outcomes.push(
-            Job {
-                files: &inputs,
-                tensor: &task.tensor,
-                axes: task.axes.clone(),
-                count_negatives: task.count_negatives,
-                output,
-                progress,
-                chunk_elements: CHUNK_ELEMENTS,
-            }
-            .run()?,
-        );
+        segments.push(placed.into_iter().map(|p| p.1).collect());
+    }
+    let outcomes = run_tasks(segments.len(), |index, buffers| {
+        let task = &plan.tensors[index];
+        let output = (!segments[index].is_empty()).then(|| Output {
+            files: &outputs,
+            segments: segments[index].clone(),
+            dtype: task
+                .out_dtype
+                .clone()
+                .unwrap_or_else(|| task.tensor.dtype.clone()),
+            constraint: task.constraint.as_ref(),
+        });
+        Job {
+            files: &inputs,
+            tensor: &task.tensor,
+            axes: task.axes.clone(),
+            count_negatives: task.count_negatives,
+            output,
+            progress,
+            chunk_elements: CHUNK_ELEMENTS,
+        }
+        .run_in(buffers)
+    })?;
+    if let Some(error) = misplaced {
+        return Err(error);
     }
     for patch in &plan.crc_patches {
         let (file, display) = (&outputs.files[patch.output], &outputs.paths[patch.output]);

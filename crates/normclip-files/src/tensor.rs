@@ -297,6 +297,13 @@ impl Job<'_> {
     }
 
     pub fn run(&self) -> Result<Outcome> {
+        self.run_in(&mut Buffers::default())
+    }
+
+    /// [`Job::run`] with `buffers` kept from an earlier job (of the same thread): a tensor then
+    /// reuses memory already faulted in instead of zeroing fresh pages (16 MiB and more a tensor,
+    /// ~5 ms each; measured on Intel Xeon, Sapphire Rapids-class, KVM).
+    pub fn run_in(&self, buffers: &mut Buffers) -> Result<Outcome> {
         let path = self.path().to_string();
         check_segments(self.tensor, &self.tensor.segments, &path)?;
         if let Some(output) = &self.output {
@@ -323,13 +330,13 @@ impl Job<'_> {
             return Ok(Outcome::default());
         }
         if self.tensor.dtype.computes_in_f64() {
-            self.run_typed::<f64>()
+            self.run_typed::<f64>(buffers)
         } else {
-            self.run_typed::<f32>()
+            self.run_typed::<f32>(buffers)
         }
     }
 
-    fn run_typed<T: Compute>(&self) -> Result<Outcome> {
+    fn run_typed<T: Buffered>(&self, buffers: &mut Buffers) -> Result<Outcome> {
         let constraint = self.output.as_ref().and_then(|o| o.constraint);
         let elements = self.tensor.elements().expect("checked");
         let mut outcome = Outcome::default();
@@ -349,7 +356,7 @@ impl Job<'_> {
                 .map_err(|e| self.fail(e.message))?;
             outcome.norms_shape = normclip_core::layout::norms_shape(&self.tensor.shape, mask);
         }
-        let mut state = State::<T>::new(self.chunk_elements);
+        let mut state = State::<T>::new(self.chunk_elements, buffers);
         match (&dims, constraint) {
             (_, Some(Constraint::Radial)) => {
                 self.whole(&mut state, &mut outcome, constraint)?;
@@ -383,9 +390,9 @@ impl Job<'_> {
     }
 
     /// The whole tensor at once (RadialConstraint).
-    fn whole<T: Compute>(
+    fn whole<T: Buffered>(
         &self,
-        state: &mut State<T>,
+        state: &mut State<'_, T>,
         outcome: &mut Outcome,
         constraint: Option<&Constraint>,
     ) -> Result<()> {
@@ -402,9 +409,9 @@ impl Job<'_> {
     }
 
     /// Tensor (or sub-tensor at element `start`) of canonical `dims` larger than a chunk.
-    fn blocks<T: Compute>(
+    fn blocks<T: Buffered>(
         &self,
-        state: &mut State<T>,
+        state: &mut State<'_, T>,
         outcome: &mut Outcome,
         start: usize,
         dims: &[(usize, bool)],
@@ -440,9 +447,9 @@ impl Job<'_> {
     }
 
     /// A block small enough for one call of the core: norms, the constraint, norms again.
-    fn norm_block<T: Compute>(
+    fn norm_block<T: Buffered>(
         &self,
-        state: &mut State<T>,
+        state: &mut State<'_, T>,
         outcome: &mut Outcome,
         start: usize,
         shape: &[usize],
@@ -487,9 +494,9 @@ impl Job<'_> {
 
     /// Leading axis reduced and the tensor larger than a chunk: sums of squares first, then each
     /// chunk through the core with an extra row carrying the rest of each slice's sum.
-    fn two_pass<T: Compute>(
+    fn two_pass<T: Buffered>(
         &self,
-        state: &mut State<T>,
+        state: &mut State<'_, T>,
         outcome: &mut Outcome,
         start: usize,
         dims: &[(usize, bool)],
@@ -635,18 +642,45 @@ fn representatives(dims: &[(usize, bool)]) -> Vec<usize> {
     positions
 }
 
-/// Reusable buffers of one job.
-struct State<T> {
-    values: Vec<T>,
-    scratch: Vec<u8>,
+/// The memory of jobs, reused from one job to the next (see [`Job::run_in`]). Its contents carry
+/// nothing between jobs: every element a job uses it first reads or sets.
+#[derive(Default)]
+pub struct Buffers {
+    f32: Vec<f32>,
+    f64: Vec<f64>,
+    bytes: Vec<u8>,
+}
+
+/// A compute type and its buffer in [`Buffers`].
+trait Buffered: Compute {
+    fn buffers(buffers: &mut Buffers) -> (&mut Vec<Self>, &mut Vec<u8>);
+}
+
+impl Buffered for f32 {
+    fn buffers(buffers: &mut Buffers) -> (&mut Vec<Self>, &mut Vec<u8>) {
+        (&mut buffers.f32, &mut buffers.bytes)
+    }
+}
+
+impl Buffered for f64 {
+    fn buffers(buffers: &mut Buffers) -> (&mut Vec<Self>, &mut Vec<u8>) {
+        (&mut buffers.f64, &mut buffers.bytes)
+    }
+}
+
+/// The buffers of one job.
+struct State<'b, T> {
+    values: &'b mut Vec<T>,
+    scratch: &'b mut Vec<u8>,
     limit: usize,
 }
 
-impl<T: Compute> State<T> {
-    fn new(limit: usize) -> Self {
+impl<'b, T: Buffered> State<'b, T> {
+    fn new(limit: usize, buffers: &'b mut Buffers) -> Self {
+        let (values, scratch) = T::buffers(buffers);
         Self {
-            values: Vec::new(),
-            scratch: Vec::new(),
+            values,
+            scratch,
             limit,
         }
     }
@@ -670,7 +704,7 @@ impl<T: Compute> State<T> {
         self.ensure(n);
         let size = job.tensor.dtype.size() as u64;
         let values = &mut self.values[..n];
-        decode_into(&job.tensor.dtype, values, &mut self.scratch, |bytes| {
+        decode_into(&job.tensor.dtype, values, self.scratch, |bytes| {
             read_bytes(job.files, &job.tensor.segments, start as u64 * size, bytes)
         })?;
         job.progress.fetch_add(n as u64 * size, Ordering::Relaxed);
@@ -683,12 +717,9 @@ impl<T: Compute> State<T> {
             return Ok(());
         };
         let size = output.dtype.size() as u64;
-        encode_from(
-            &output.dtype,
-            &self.values[..n],
-            &mut self.scratch,
-            |bytes| write_bytes(output.files, &output.segments, start as u64 * size, bytes),
-        )
+        encode_from(&output.dtype, &self.values[..n], self.scratch, |bytes| {
+            write_bytes(output.files, &output.segments, start as u64 * size, bytes)
+        })
     }
 }
 
