@@ -522,6 +522,10 @@ impl Job<'_> {
         let mut r = 0;
         while r < rows {
             let n = per_chunk.min(rows - r);
+            if constraint.is_some() && r + n == rows {
+                // Room for pass 2's extra row after the last chunk, which stays in the buffer.
+                state.ensure(n * row + row);
+            }
             let values = state.look(self, start + r * row, n * row)?;
             chunk.clear();
             let nonfinite =
@@ -544,13 +548,25 @@ impl Job<'_> {
         let reps = representatives(&dims[1..]);
         debug_assert_eq!(reps.len(), totals.len());
         let mut after: Vec<f64> = Vec::new();
-        let mut r = 0;
-        let mut index = 0;
-        while r < rows {
+        // The last chunk is still in the buffer from pass 1, so it goes first instead of being
+        // read again; its sums are added to the others' last, so `after` is summed in chunk
+        // order as a pass in order would (and 0 + x = x: the same bits). Written ranges and
+        // counts do not depend on the order.
+        let last = chunks - 1;
+        let mut after_last: Vec<f64> = Vec::new();
+        for index in std::iter::once(last).chain(0..last) {
+            let r = index * per_chunk;
             let n = per_chunk.min(rows - r);
             let shape = chunk_shape(n + 1);
             state.ensure(n * row + row);
-            let values = state.read(self, start + r * row, n * row)?;
+            let values = if index == last {
+                let size = self.tensor.dtype.size() as u64;
+                self.progress
+                    .fetch_add((n * row) as u64 * size, Ordering::Relaxed);
+                &mut state.values[..n * row]
+            } else {
+                state.read(self, start + r * row, n * row)?
+            };
             if keep {
                 std::mem::swap(&mut chunk, &mut kept[index]);
             } else {
@@ -573,14 +589,24 @@ impl Job<'_> {
             c.apply_in_place(buffer, &shape)
                 .map_err(|e| self.fail(e.message))?;
             let values = &mut state.values[..n * row];
+            let sums = if index == last {
+                &mut after_last
+            } else {
+                &mut after
+            };
             let nonfinite =
-                chunk_sums(values, &chunk_shape(n), &axes, &mut after).map_err(|m| self.fail(m))?;
+                chunk_sums(values, &chunk_shape(n), &axes, sums).map_err(|m| self.fail(m))?;
             if nonfinite || self.count_negatives {
                 count(values, &mut outcome.counts_after, self.count_negatives);
             }
             state.write(self, start + r * row, n * row)?;
-            r += n;
-            index += 1;
+        }
+        if after.is_empty() {
+            after = after_last;
+        } else {
+            for (sum, part) in after.iter_mut().zip(&after_last) {
+                *sum += part;
+            }
         }
         outcome.norms_after.extend(after.iter().map(|s| s.sqrt()));
         Ok(())
