@@ -146,7 +146,21 @@ impl Plan {
         let reduced = axes.reduced_mask(shape.len())?;
         // At most the element count, except for an empty tensor, whose other dimensions may
         // multiply past the address space ([0, 2^40, 2^40] over axis 0): its norms cannot exist.
-        let slices = element_count(&norms_shape(shape, reduced)).map_err(|_| {
+        // The product of the kept dimensions (what `element_count(&norms_shape(..))` gives),
+        // without building the norms' shape: a small call pays no allocation for it.
+        let kept = || {
+            shape
+                .iter()
+                .enumerate()
+                .filter(move |&(i, _)| reduced >> i & 1 == 0)
+                .map(|(_, &dim)| dim)
+        };
+        let slices = if kept().any(|dim| dim == 0) {
+            Some(0)
+        } else {
+            kept().try_fold(1usize, |count, dim| count.checked_mul(dim))
+        }
+        .ok_or_else(|| {
             Error::range(format!(
                 "shape: the norms of an empty tensor of shape {shape:?} would be {:?}, more values than fit in memory",
                 norms_shape(shape, reduced)
