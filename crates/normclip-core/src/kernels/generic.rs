@@ -358,12 +358,14 @@ pub fn scale_columns<T: Element, Op: ScaleOp>(block: &mut [T], cols: usize, valu
         let n = tiles.len();
         assert!(x0.len() == n && x1.len() == n && x2.len() == n && x3.len() == n);
         for i in 0..n {
-            let tile = tiles[i];
-            for x in [&mut x0[i], &mut x1[i], &mut x2[i], &mut x3[i]] {
-                for c in 0..TILE {
-                    x[c] = Op::apply(x[c], tile[c]);
-                }
-            }
+            // Four calls, not a loop over the rows: a loop over an array of row references
+            // is left rolled in some builds (the addon's LTO build kept the four pointers on
+            // the stack and reloaded one per row).
+            let tile = &tiles[i];
+            scale_tile::<T, Op>(&mut x0[i], tile);
+            scale_tile::<T, Op>(&mut x1[i], tile);
+            scale_tile::<T, Op>(&mut x2[i], tile);
+            scale_tile::<T, Op>(&mut x3[i], tile);
         }
         if tiled < cols {
             let rest = &values[tiled..];
@@ -378,6 +380,14 @@ pub fn scale_columns<T: Element, Op: ScaleOp>(block: &mut [T], cols: usize, valu
         for c in 0..cols {
             row[c] = Op::apply(row[c], values[c]);
         }
+    }
+}
+
+/// One tile of a row combined with its values.
+#[inline(always)]
+fn scale_tile<T: Element, Op: ScaleOp>(x: &mut [T; TILE], values: &[T; TILE]) {
+    for c in 0..TILE {
+        x[c] = Op::apply(x[c], values[c]);
     }
 }
 
