@@ -58,8 +58,8 @@ export interface Machine {
 export function cpuKindOf(vendor: string, family: number, model: number, modelName: string): [string, string] {
   if (vendor === 'AuthenticAMD' && Number.isFinite(family)) return amdKind(family, model)
   // A VM may show a Xeon as any model number (KVM here reports Sapphire Rapids as model 167): the
-  // results of every Xeon go together, each report naming the family and model it ran on.
-  if (vendor === 'GenuineIntel' && /xeon/i.test(modelName)) return ['intel-xeon', `Intel Xeon (family ${family}, model ${model})`]
+  // results of every Xeon go together, each report naming the family and model it ran on (machine()).
+  if (vendor === 'GenuineIntel' && /xeon/i.test(modelName)) return ['intel-xeon', 'Intel Xeon']
   if (vendor === 'GenuineIntel' && Number.isFinite(family)) return [`intel-f${family}m${model}`, `Intel ${modelName}`]
   return [
     modelName
