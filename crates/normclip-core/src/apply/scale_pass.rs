@@ -14,6 +14,18 @@ use super::norm_pass::narrow_period;
 
 /// Elements per task of a parallel scale pass.
 pub(super) const SCALE_TASK_ELEMENTS: usize = 1 << 16;
+/// Elements per task of a copy (the task's part of the source copied, then scaled): few enough
+/// (16 KiB of f32) that the scale re-reads the copy from L1 rather than L2.
+const COPY_TASK_ELEMENTS: usize = 1 << 12;
+
+/// Elements per task: a copy's tasks stay in L1 between their two steps.
+fn task_elements<T>(source: Option<&[T]>) -> usize {
+    if source.is_some() {
+        COPY_TASK_ELEMENTS
+    } else {
+        SCALE_TASK_ELEMENTS
+    }
+}
 
 /// The scale pass: every element combined with its slice's value, skipping identity values.
 /// With a `source`, each chunk is first copied from it (then scaled while still in cache).
@@ -73,7 +85,7 @@ fn scale_columns<T: Element>(
             Scale::Divide => kernels.divide_narrow,
         };
         // Tasks cut at whole periods, so each starts at lane 0 of the pattern.
-        let task = SCALE_TASK_ELEMENTS.div_ceil(period) * period;
+        let task = task_elements(source).div_ceil(period) * period;
         for_chunks_of(block, source, task, |_, chunk| kernel(chunk, &pattern));
         return;
     }
@@ -81,7 +93,7 @@ fn scale_columns<T: Element>(
         Scale::Multiply => kernels.multiply_columns,
         Scale::Divide => kernels.divide_columns,
     };
-    let rows_per_task = SCALE_TASK_ELEMENTS.div_ceil(cols).max(1);
+    let rows_per_task = task_elements(source).div_ceil(cols).max(1);
     if last - first == cols {
         for_chunks_of(block, source, rows_per_task * cols, |_, rows| {
             kernel(rows, cols, values)
@@ -111,13 +123,13 @@ fn scale_runs<T: Element>(
     };
     if values.len() == 1 {
         let value = values[0];
-        for_chunks_of(block, source, SCALE_TASK_ELEMENTS, |_, chunk| {
+        for_chunks_of(block, source, task_elements(source), |_, chunk| {
             kernel(chunk, value)
         });
         return;
     }
     // Runs are cut at whole runs (a few runs per task), each combined with its own value.
-    let runs_per_task = SCALE_TASK_ELEMENTS.div_ceil(run_len).max(1);
+    let runs_per_task = task_elements(source).div_ceil(run_len).max(1);
     for_chunks_of(block, source, runs_per_task * run_len, |task, runs| {
         for (run, &value) in runs
             .chunks_mut(run_len)
