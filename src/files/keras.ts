@@ -341,7 +341,12 @@ export async function writeKeras(model: KerasModel, updates: Map<string, Float32
  * disk, a file-size limit): the rest is written again, and that write reports the error.
  */
 function writeFully(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) done += writeSync(fd, bytes, done, bytes.length - done)
+  for (let done = 0; done < bytes.length; ) {
+    const written = writeSync(fd, bytes, done, bytes.length - done)
+    // No progress and no error: say so rather than loop for ever.
+    if (written <= 0) throw Object.assign(new Error('no bytes written'), { code: 'EIO' })
+    done += written
+  }
 }
 
 /** `bytes` as the file at `path` (new or emptied), with fs errors naming it. */
