@@ -1,6 +1,6 @@
 // Two builds of the addon in one process, case by case: is a change slower anywhere?
 //
-//   npx tsx bench/compare-builds.ts BEFORE.node AFTER.node [--rounds=N]
+//   npx tsx bench/compare-builds.ts BEFORE.node AFTER.node [--rounds=N] [--only=SHAPE]
 //
 // Each `.node` is loaded on its own (two dlopen handles, two copies of every static), and the
 // methods both builds have — the bound in-place call, applyCopy, applyInPlaceAsync — are timed on
@@ -29,6 +29,11 @@ if (!beforePath || !afterPath) {
 }
 const roundsArg = process.argv.find((a) => a.startsWith('--rounds='))
 const budgetMs = 1500 * Number(roundsArg?.slice('--rounds='.length) ?? 1)
+// `--only=784,512` keeps the cases whose shape is written so (several: `--only=64,64;784,512`).
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice('--only='.length)
+  .split(';')
 const load = (path: string) => createRequire(__filename)(resolve(path)) as Addon
 const builds: [string, Addon][] = [
   ['before', load(beforePath)],
@@ -67,7 +72,8 @@ async function main(): Promise<void> {
   console.log(`${m.line}\nbefore ${beforePath}, after ${afterPath}`)
   console.log('| case | state | method | before | after | after / before |\n|---|---|---|---:|---:|---:|')
   let flagged = 0
-  for (const { shape, axis } of CASES) {
+  const cases = CASES.filter(({ shape }) => only === undefined || only.includes(shape.join(',')))
+  for (const { shape, axis } of cases) {
     for (const [state, maxValue] of [
       ['over', 1],
       ['compliant', 1e6],
@@ -85,7 +91,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`\n${flagged} of ${CASES.length * 6} measurements slower by more than 3% beyond their spreads`)
+  console.log(`\n${flagged} of ${cases.length * 6} measurements slower by more than 3% beyond their spreads`)
 }
 
 void main()

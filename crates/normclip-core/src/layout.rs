@@ -263,6 +263,41 @@ impl Plan {
         }
     }
 
+    /// Slices per band when the slices are independent stretches of memory, one after the other
+    /// (each slice one contiguous run: `axis = -1`, or any set of trailing axes) and the tensor
+    /// is larger than a band of `band_elements`: the number of whole slices a band holds.
+    /// `None` when the slices interleave (columns), span groups, or are longer than a band.
+    pub fn slices_per_band(&self, band_elements: usize) -> Option<usize> {
+        match self.inner {
+            Inner::Runs { run_len, .. }
+                if run_len == self.slice_len
+                    && self.outer.is_empty()
+                    && self.len > band_elements
+                    && run_len <= band_elements =>
+            {
+                Some(band_elements / run_len)
+            }
+            _ => None,
+        }
+    }
+
+    /// The plan of the first `slices` slices of a plan whose slices are contiguous runs (see
+    /// [`Plan::slices_per_band`]): a band is walked as a tensor of its own.
+    pub fn band(&self, slices: usize) -> Plan {
+        debug_assert!(self.outer.is_empty() && slices <= self.slices);
+        Plan {
+            len: slices * self.slice_len,
+            inner: Inner::Runs {
+                runs: slices,
+                run_len: self.slice_len,
+            },
+            outer: Vec::new(),
+            slices,
+            slice_len: self.slice_len,
+            reduced: self.reduced,
+        }
+    }
+
     /// The checks a call on an empty tensor still makes (its axes), without a plan: nothing is
     /// walked, and its other dimensions may multiply past the address space.
     pub fn check_axes(shape: &[usize], axes: &Axes) -> Result<()> {
