@@ -219,6 +219,26 @@ describe('copy, async, batch, handle', () => {
     expect(() => constrain({ kind: 'unitNorm', axis: [0, 0] })).toThrow(/got 0 twice/)
   })
 
+  it('constrain() follows a shape array changed in place between calls', () => {
+    // The last call's plan is reused only for the same dims, read again on every call.
+    const spec = { kind: 'maxNorm', maxValue: 1, axis: 0 } as const
+    const clip = constrain(spec)
+    const shape = [4, 8]
+    const w = randomArray(32, 5)
+    const asFourByEight = NativeConstraint.create(spec).applyCopy(w, [4, 8])
+    const asEightByFour = NativeConstraint.create(spec).applyCopy(w, [8, 4])
+    expect(asEightByFour).not.toEqual(asFourByEight)
+    const first = w.slice()
+    clip(first, shape)
+    expect(first).toEqual(asFourByEight)
+    shape[0] = 8
+    shape[1] = 4
+    clip(w, shape)
+    expect(w).toEqual(asEightByFour)
+    shape.push(1)
+    expect(() => clip(w.slice(), [...shape, 2])).toThrow(/array: expected length 64/)
+  })
+
   it('reports its tier and threads', () => {
     expect(['avx512', 'avx2', 'portable', 'neon']).toContain(simdTier())
     expect(threadCount()).toBeGreaterThanOrEqual(1)

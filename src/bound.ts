@@ -31,18 +31,38 @@ export function constrain(spec: ConstraintSpec): (array: FloatArray, shape: read
 /** `constrain` for a constraint already built. */
 export function boundApplier(constraint: native.NativeConstraint): (array: FloatArray, shape: readonly number[]) => void {
   const bound = new Map<string, native.BoundHandle>()
+  // The last call's dims and plan: a weight is applied with the same shape call after call, and
+  // comparing the dims costs less than building the key (a string per call, the one allocation
+  // of a small call).
+  let lastDims: readonly number[] = []
+  let lastHandle: native.BoundHandle | undefined
   return (array, shape) => {
-    // One read of the shape: the key and the plan both come from that one read, so a getter
-    // that answers differently on each read cannot pair a plan with another shape. The key is
-    // made as the dims are read and the dims are only materialized on a miss: an Array per call
-    // was a third of a small call's cost.
-    const key = shapeKey(shape, 'shape')
-    let handle = bound.get(key)
+    let handle = lastHandle !== undefined && sameDims(shape, lastDims) ? lastHandle : undefined
     if (handle === undefined) {
-      handle = constraint.bind(key === '' ? [] : key.split(',').map(Number))
-      if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
-      bound.set(key, handle)
+      // One read of the shape: the key and the plan both come from that one read, so a getter
+      // that answers differently on each read cannot pair a plan with another shape (the
+      // comparison above read it too, but kept nothing: a plan is used only for the dims one
+      // whole read gave).
+      const key = shapeKey(shape, 'shape')
+      const dims = key === '' ? [] : key.split(',').map(Number)
+      handle = bound.get(key)
+      if (handle === undefined) {
+        handle = constraint.bind(dims)
+        if (bound.size >= MAX_BOUND_SHAPES) bound.delete(bound.keys().next().value as string)
+        bound.set(key, handle)
+      }
+      lastDims = dims
+      lastHandle = handle
     }
     native.applyBound(handle, array)
   }
+}
+
+/** Whether `shape` is an array of exactly `dims`, each element read once. */
+function sameDims(shape: unknown, dims: readonly number[]): boolean {
+  if (!Array.isArray(shape) || shape.length !== dims.length) return false
+  for (let i = 0; i < dims.length; i++) {
+    if (shape[i] !== dims[i]) return false
+  }
+  return true
 }
