@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::ops::{Add, AddAssign, Div, Mul};
 
 use crate::exact::{Dd, ExactSquare};
-use crate::kernels::{compensated, generic};
+use crate::kernels::{compensated, generic, Kernels};
 use crate::wide::{Real, Scaled, WideOps};
 
 /// A slice's running sum of squares in the norm pass.
@@ -109,6 +109,9 @@ pub trait Element:
     /// Whether a sum may have lost bits to overflow or underflow (or is zero, which tiny
     /// elements can fake): such slices are recomputed with exact scaling.
     fn sum_is_suspect(sum: Self::Sum) -> bool;
+
+    /// The kernel tables of this type, one per tier (see [`Kernels::tables`]).
+    fn kernel_tables() -> &'static [Kernels<Self>; 3];
 }
 
 /// Below this a float32 sum of squares may have lost bits to underflow (squares of |x| < 1e-19
@@ -173,6 +176,14 @@ impl Element for f32 {
     }
     #[inline(always)]
     fn sum_squares<S: ExactSquare>(run: &[Self]) -> f64 {
+        #[cfg(target_arch = "x86_64")]
+        if S::AVX2 {
+            return generic::sum_squares_by(run, |run, lanes64| {
+                // SAFETY: `S::AVX2` holds only in the tiers built for AVX2, whose tables are
+                // handed out only where `Tier::is_supported` found AVX2.
+                unsafe { crate::kernels::x86::blocked_squares(run, lanes64) }
+            });
+        }
         generic::sum_squares(run)
     }
 
@@ -185,6 +196,11 @@ impl Element for f32 {
         // Also sums whose norm is at or near float32's overflow (short runs sum f64 squares,
         // which do not overflow: the norm does).
         !(F32_TINY_SUM..F32_HUGE_SUM).contains(&sum)
+    }
+
+    fn kernel_tables() -> &'static [Kernels<f32>; 3] {
+        static TABLES: [Kernels<f32>; 3] = Kernels::tables();
+        &TABLES
     }
 }
 
@@ -250,6 +266,11 @@ impl Element for f64 {
     fn sum_is_suspect(sum: Dd) -> bool {
         // Zero too; not NaN (only a NaN element makes `hi` NaN, see `Dd::new`).
         !(sum.hi.is_nan() || (F64_TINY_SUM..=f64::MAX).contains(&sum.hi))
+    }
+
+    fn kernel_tables() -> &'static [Kernels<f64>; 3] {
+        static TABLES: [Kernels<f64>; 3] = Kernels::tables();
+        &TABLES
     }
 }
 

@@ -54,6 +54,9 @@ pub fn two_product(a: f64, b: f64) -> (f64, f64) {
 
 /// How a tier computes the exact square `x·x = p + e`.
 pub trait ExactSquare {
+    /// Whether the tier compiled with this square has AVX2 (the x86-64 tiers with FMA do: they
+    /// are built for `avx2,fma` and up), so it may run the loops of `kernels::x86`.
+    const AVX2: bool;
     /// `(p, e)` with `p = fl(x·x)` and `p + e = x·x` exactly when `p >= EXACT_SQUARE_MIN`;
     /// `e = 0` below that (and anything when `p` is infinite: such slices are recomputed).
     fn square(x: f64) -> (f64, f64);
@@ -68,6 +71,7 @@ pub struct Fma;
 pub struct Split;
 
 impl ExactSquare for Fma {
+    const AVX2: bool = cfg!(target_arch = "x86_64");
     #[inline(always)]
     fn square(x: f64) -> (f64, f64) {
         let p = x * x;
@@ -77,6 +81,7 @@ impl ExactSquare for Fma {
 }
 
 impl ExactSquare for Split {
+    const AVX2: bool = false;
     #[inline(always)]
     fn square(x: f64) -> (f64, f64) {
         let p = x * x;

@@ -226,6 +226,16 @@ pub fn fold_lanes(mut lanes64: [f64; LANES]) -> f64 {
 /// Sum of squares of one contiguous run.
 #[inline(always)]
 pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
+    sum_squares_by(run, |run, lanes64| blocked_lanes(run, lanes64, |x| x * x))
+}
+
+/// [`sum_squares`] with its whole blocks summed by `blocked` (what `blocked_lanes` does with
+/// squares; a tier may bring its own loop for it, which must add the same terms in the same order).
+#[inline(always)]
+pub fn sum_squares_by<'a, T: Element>(
+    run: &'a [T],
+    blocked: impl FnOnce(&'a [T], &mut [f64; LANES]) -> &'a [T],
+) -> f64 {
     if run.len() < LANES {
         // Too short for the lanes to pay: exact f64 squares, in order.
         return run
@@ -233,16 +243,20 @@ pub fn sum_squares<T: Element>(run: &[T]) -> f64 {
             .fold(0.0, |sum, &x| sum + x.to_f64() * x.to_f64());
     }
     let mut lanes64 = [0.0f64; LANES];
-    let rest = blocked_lanes(run, &mut lanes64, |x| x * x);
+    let rest = blocked(run, &mut lanes64);
     let mut chunks = rest.chunks_exact(LANES);
-    let mut lanes = [T::ZERO; LANES];
-    for chunk in &mut chunks {
-        for k in 0..LANES {
-            lanes[k] += chunk[k] * chunk[k];
+    if chunks.len() > 0 {
+        // (Without a whole chunk the lanes would add +0.0 each: nothing, a sum of squares is
+        // never -0. Short runs skip that work.)
+        let mut lanes = [T::ZERO; LANES];
+        for chunk in &mut chunks {
+            for k in 0..LANES {
+                lanes[k] += chunk[k] * chunk[k];
+            }
         }
-    }
-    for k in 0..LANES {
-        lanes64[k] += lanes[k].to_f64();
+        for k in 0..LANES {
+            lanes64[k] += lanes[k].to_f64();
+        }
     }
     for (k, &x) in chunks.remainder().iter().enumerate() {
         lanes64[k] += x.to_f64() * x.to_f64();

@@ -7,6 +7,8 @@
 
 pub mod compensated;
 pub mod generic;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
 
 use std::sync::OnceLock;
 
@@ -254,23 +256,31 @@ tier_kernels!(avx2, Fma, "avx2,fma");
 tier_kernels!(avx512, Fma, "avx512f,avx2,fma");
 
 impl<T: Element> Kernels<T> {
-    /// Every tier's table, built at compile time (indexed by `Tier as usize`). Off x86-64 the
-    /// AVX slots repeat the baseline; they are never handed out there (`is_supported` is false).
-    const TABLES: [Kernels<T>; 3] = [
-        portable::kernels(),
-        #[cfg(target_arch = "x86_64")]
-        avx2::kernels(),
-        #[cfg(target_arch = "x86_64")]
-        avx512::kernels(),
-        #[cfg(not(target_arch = "x86_64"))]
-        portable::kernels(),
-        #[cfg(not(target_arch = "x86_64"))]
-        portable::kernels(),
-    ];
+    /// Every tier's table (indexed by `Tier as usize`). Off x86-64 the AVX slots repeat the
+    /// baseline; they are never handed out there (`is_supported` is false).
+    ///
+    /// Only `Element::kernel_tables` (non-generic, in this crate) evaluates this, into one static
+    /// per element type: were the tables a generic constant, each crate calling the kernels (the
+    /// Node binding, the TF op, the file jobs) would instantiate its own copy of every kernel,
+    /// and LLVM does not optimise the copies alike. The addon had two float32 AVX-512
+    /// `sum_squares`, one of them a 2-wide loop: a `[16M]` norm pass from Node took 5 ms where
+    /// the core's own copy takes 3 (Intel Xeon, Sapphire Rapids-class).
+    pub(crate) const fn tables() -> [Kernels<T>; 3] {
+        [
+            portable::kernels(),
+            #[cfg(target_arch = "x86_64")]
+            avx2::kernels(),
+            #[cfg(target_arch = "x86_64")]
+            avx512::kernels(),
+            #[cfg(not(target_arch = "x86_64"))]
+            portable::kernels(),
+            #[cfg(not(target_arch = "x86_64"))]
+            portable::kernels(),
+        ]
+    }
 
     fn table(tier: Tier) -> &'static Kernels<T> {
-        let tables: &'static [Kernels<T>; 3] = &Self::TABLES;
-        &tables[tier as usize]
+        &T::kernel_tables()[tier as usize]
     }
 
     /// The kernels of `tier`, or an error if this CPU cannot run it.
