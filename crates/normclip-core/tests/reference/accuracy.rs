@@ -63,6 +63,14 @@ fn check<T: Float>(spec: &Spec, axes: &Axes, data: &[T], shape: &[usize]) -> (Ve
     let (out, norms) = outputs.swap_remove(0);
     let copy = c.apply_copy(data, shape).unwrap();
     assert_bits(&copy, &out, &format!("{spec:?} {shape:?}: apply_copy"));
+    // Each tier's copy (copied and scaled task by task, a path of its own) against the in-place
+    // output.
+    let prepared = c.prepare(data.len(), shape).unwrap();
+    for tier in supported_tiers() {
+        let kernels = normclip_core::kernels::Kernels::<T>::for_tier(tier).unwrap();
+        let copy = prepared.run_copy(data, kernels);
+        assert_bits(&copy, &out, &format!("{spec:?} {shape:?}: {tier:?} copy"));
+    }
 
     let reference = reference_norms(data, &w);
     let norm_limit = if T::UNIT_ROUNDOFF < 1e-10 { 1 } else { 2 };

@@ -198,3 +198,80 @@ fn rows_walked_in_bands_keep_the_bits_of_each_row_alone() {
         check_bands::<f64>(rows, row_len, 37 + row_len as u64);
     }
 }
+
+/// A constrained copy is written task by task (copied, then scaled while in cache; a band of
+/// columns: only the band scaled): on every tier and thread count it must hold the bits of the
+/// same call in place, for rows of columns with whole tiles, tails and left-over rows, narrow
+/// rows, runs, groups of columns, tensors of several tasks, each with every slice rescaled, some
+/// compliant at either end (only a band of columns moves), every other one compliant, or none
+/// moving, and into a new buffer or a used one.
+#[test]
+fn copies_hold_the_bits_of_in_place_on_every_tier() {
+    let cases: Vec<(Vec<usize>, Axes)> = vec![
+        (vec![300, 257], axis(&[0])), // 8 tiles and a tail, 77K elements: several tasks
+        (vec![301, 33], axis(&[0])),  // one tile, a tail of 1, a left-over row
+        (vec![70, 1030], axis(&[0])), // wider than the tiled norm pass
+        (vec![3, 20], axis(&[0])),    // fewer rows than a group of four
+        (vec![9000, 10], axis(&[0])), // narrow rows: a pattern, several tasks
+        (vec![2000, 48], axis(&[-1])), // runs, one value each
+        (vec![70_000], Axes::All),    // one run, several tasks
+        (vec![64, 64, 8, 4], axis(&[0, 2])), // groups of columns
+    ];
+    for (shape, axes) in cases {
+        check_copies::<f32>(&shape, &axes, 41 + shape[0] as u64);
+        check_copies::<f64>(&shape, &axes, 43 + shape[0] as u64);
+    }
+}
+
+/// Whether slice `s` of `n` is made compliant.
+type Compliant = fn(usize, usize) -> bool;
+
+fn check_copies<T: Float>(shape: &[usize], axes: &Axes, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let w = walk(shape, axes);
+    let len = w.slice_of.len();
+    let scale = 4.0 / (w.slice_len as f64).sqrt();
+    let normal: Vec<f64> = (0..len).map(|_| rng.normal() * scale).collect();
+    let pools = thread_pools(2);
+    // Which slices stay under MaxNorm(2): none, the first and last quarter, every other one, all.
+    let patterns: [(&str, Compliant); 4] = [
+        ("all over", |_, _| false),
+        ("ends compliant", |s, n| s < n / 4 || s >= n - n / 4),
+        ("every other compliant", |s, _| s % 2 == 1),
+        ("all compliant", |_, _| true),
+    ];
+    for (name, compliant) in patterns {
+        let data: Vec<T> = normal
+            .iter()
+            .zip(&w.slice_of)
+            .map(|(&x, &s)| {
+                let factor = if compliant(s as usize, w.slices) {
+                    0.01
+                } else {
+                    1.0
+                };
+                T::from_f64(x * factor)
+            })
+            .collect();
+        for spec in [Spec::max_norm(2.0), Spec::unit()] {
+            let c = spec.constraint(axes.clone());
+            let prepared = c.prepare(len, shape).unwrap();
+            for tier in supported_tiers() {
+                let kernels = normclip_core::kernels::Kernels::<T>::for_tier(tier).unwrap();
+                let mut expected = data.clone();
+                prepared.run(&mut expected, kernels);
+                for (threads, pool) in pools.iter().enumerate() {
+                    let what = format!(
+                        "{shape:?} {axes:?} {spec:?} {name} {tier:?} {} threads",
+                        threads + 1
+                    );
+                    let copy = pool.install(|| prepared.run_copy(&data, kernels));
+                    assert_bits(&copy, &expected, &what);
+                    let mut into = vec![T::from_f64(7.0); len];
+                    pool.install(|| prepared.run_copy_into(&data, &mut into, kernels));
+                    assert_bits(&into, &expected, &format!("{what}: into a used buffer"));
+                }
+            }
+        }
+    }
+}

@@ -90,6 +90,13 @@ fn apply_all_tiers<T: Float>(c: &Constraint, data: &[T], shape: &[usize], what: 
         let mut out = data.to_vec();
         c.apply_in_place_with_tier(&mut out, shape, tier)
             .unwrap_or_else(|e| panic!("{what}: {tier:?}: {e}"));
+        // The tier's copy (copied and scaled task by task) gives the same bits.
+        let kernels = normclip_core::kernels::Kernels::<T>::for_tier(tier).unwrap();
+        let copy = c
+            .prepare(data.len(), shape)
+            .unwrap()
+            .run_copy(data, kernels);
+        assert_bits(&copy, &out, &format!("{what}: {tier:?} copy vs in place"));
         match &first {
             None => first = Some(out),
             Some(f) => assert_bits(&out, f, &format!("{what}: {tier:?} vs first tier")),
