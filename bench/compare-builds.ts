@@ -3,7 +3,8 @@
 //   npx tsx bench/compare-builds.ts BEFORE.node AFTER.node [--rounds=N] [--only=SHAPE]
 //
 // Each `.node` is loaded on its own (two dlopen handles, two copies of every static), and the
-// methods both builds have — the bound in-place call, applyCopy, applyInPlaceAsync — are timed on
+// methods both builds have — the bound in-place call, applyCopy (a new output), applyCopyInto (a
+// warm output, as the tensor paths write), applyInPlaceAsync — are timed on
 // the `npm run bench` baseline shapes, over the bound and compliant, the two builds taking turns
 // in every round (bench/measure.ts). Prints each median with its spread and AFTER / BEFORE; a case
 // is flagged when AFTER is more than 3% slower and the two spreads do not overlap.
@@ -15,6 +16,7 @@ import { type Method, measureInterleaved, type Sampled } from './measure'
 interface Addon {
   NativeConstraint: { create(spec: object): Constraint }
   applyBound(bound: unknown, array: Float32Array): void
+  applyCopyInto(constraint: Constraint, source: Float32Array, target: Float32Array, shape: number[]): void
 }
 interface Constraint {
   bind(shape: number[]): unknown
@@ -56,6 +58,7 @@ function methodsFor(addon: Addon, tag: string, shape: number[], axis: number | n
   // Mean square 2: every slice's norm is at least 4 (over a bound of 1, under 1e6).
   const pristine = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 12.9898) * 2)
   const buffer = pristine.slice()
+  const target = new Float32Array(n)
   const c = addon.NativeConstraint.create({ kind: 'maxNorm', maxValue, axis })
   const bound = c.bind(shape)
   // As in `npm run bench`: over the bound, every call rescales every slice again (the factor
@@ -63,6 +66,7 @@ function methodsFor(addon: Addon, tag: string, shape: number[], axis: number | n
   return [
     { key: `${tag} inPlace`, run: () => addon.applyBound(bound, buffer), repeatable: true },
     { key: `${tag} copy`, run: () => void c.applyCopy(pristine, shape), repeatable: true },
+    { key: `${tag} copyInto`, run: () => addon.applyCopyInto(c, pristine, target, shape), repeatable: true },
     { key: `${tag} async`, run: () => c.applyInPlaceAsync(buffer, shape), repeatable: true },
   ]
 }
@@ -80,7 +84,7 @@ async function main(): Promise<void> {
     ] as const) {
       const methods = builds.flatMap(([tag, addon]) => methodsFor(addon, tag, shape, axis, maxValue))
       const results = await measureInterleaved(methods, { budgetMs, minSampleMs: 5, maxSamples: 41 })
-      for (const method of ['inPlace', 'copy', 'async']) {
+      for (const method of ['inPlace', 'copy', 'copyInto', 'async']) {
         const before = results.get(`before ${method}`) as Sampled
         const after = results.get(`after ${method}`) as Sampled
         const ratio = after.median / before.median
@@ -91,7 +95,7 @@ async function main(): Promise<void> {
       }
     }
   }
-  console.log(`\n${flagged} of ${cases.length * 6} measurements slower by more than 3% beyond their spreads`)
+  console.log(`\n${flagged} of ${cases.length * 8} measurements slower by more than 3% beyond their spreads`)
 }
 
 void main()

@@ -16,6 +16,12 @@ use super::norm_pass::narrow_period;
 pub(super) const SCALE_TASK_ELEMENTS: usize = 1 << 16;
 /// Elements per task of a copy (the task's part of the source copied, then scaled): few enough
 /// (16 KiB of f32) that the scale re-reads the copy from L1 rather than L2.
+///
+/// Kernels that read the source and write the output in one pass were tried and not kept (Intel
+/// Xeon model 207, bench/compare-builds.ts and bench/tensor-paths.ts, into a warm output):
+/// [4096,4096] over axis -1 1.19x slower, [16M] and Dense even, [100000,10] 0.95x; over rows of
+/// columns 0.97-1.26x. The output's writes are the cost either way, and the copy's memcpy
+/// writes them at least as cheaply as vector stores do.
 const COPY_TASK_ELEMENTS: usize = 1 << 12;
 
 /// Elements per task: a copy's tasks stay in L1 between their two steps.
