@@ -1,5 +1,6 @@
-//! `cargo bench -p normclip-core`: MaxNorm in place per SIMD tier against a bandwidth probe
-//! measured in the same run on a buffer of the same size. std only (no criterion).
+//! `cargo bench -p normclip-core --features probe` (the bench needs the probe kernels): MaxNorm
+//! in place per SIMD tier against a bandwidth probe measured in the same run on a buffer of the
+//! same size. std only (no criterion).
 //!
 //! - over-bound: MaxNorm(2) with every slice norm 4, so every element is rewritten (12 B/element:
 //!   a read pass for the norms, a read + write pass for the scale). The buffer is refreshed from a
@@ -297,16 +298,22 @@ fn measure(case: &Case, tier: Tier, pool: &rayon::ThreadPool) -> Row {
     }
 }
 
+/// The CPU's model name with its family and model numbers (one name covers many Xeons).
 fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(key))
+            .and_then(|l| l.split(':').nth(1))
+            .map(|v| v.trim().to_string())
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => {
+            format!("{name} (family {family}, model {model})")
+        }
+        (Some(name), _, _) => name,
+        _ => "unknown CPU".to_string(),
+    }
 }
 
 /// `kernels --profile LABEL [over|compliant|probe] [tier]`: loops over one call for a few
@@ -505,7 +512,7 @@ fn main() {
     } else {
         Vec::new()
     };
-    let mut md = String::from("# `cargo bench -p normclip-core` results\n\n");
+    let mut md = String::from("# `cargo bench -p normclip-core --features probe` results\n\n");
     md += &format!("{machine}  \n");
     md += "MaxNorm in place, median ms per call (buffer refreshed before each call, untimed; \
            probe, over-bound, compliant and sum probe interleaved call by call, so a noisy \
